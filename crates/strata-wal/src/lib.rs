@@ -1,0 +1,37 @@
+//! Strata's write-ahead log: one sequential log shared by every partition.
+//!
+//! The WAL stores opaque payloads; what they mean belongs to `strata-log`.
+//! All partitions append to the same file, so a single `fdatasync` makes a
+//! whole group of producers durable at once.
+//!
+//! - [`format`]: the file header and the entry frame (magic, length, CRC64-NVME).
+//! - [`scan`]: reading a segment's bytes back — intact entries, damaged
+//!   entries (checksum failures, skipped and reported), torn tails.
+//! - [`segment`]: segment files on disk — naming, the appending writer, reads.
+//!
+//! Invariants:
+//! - an entry is either read back exactly as written or reported as damaged;
+//!   damaged bytes are never returned as a payload;
+//! - segments are named by a sequence number that only grows, so their
+//!   lexical order is their write order.
+
+pub mod format;
+pub mod scan;
+pub mod segment;
+
+pub use format::{encode_entry, ENTRY_HEADER_LEN, FILE_HEADER, MAX_PAYLOAD};
+pub use scan::{scan_segment, Damage, ScanResult};
+pub use segment::{list_segments, read_at, segment_path, sync_dir, truncate, SegmentId, SegmentWriter};
+
+/// Errors of the WAL.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("WAL I/O on {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("WAL payload of {0} bytes exceeds the entry limit")]
+    PayloadTooLarge(usize),
+}
