@@ -1,1 +1,73 @@
-//! placeholder
+//! Strata's partition logs: the produce path from validated batch to durable
+//! offset, sealed segments, reads, topic metadata and recovery.
+//!
+//! - [`append`]: the group-committing WAL writer thread (offsets assigned here).
+//! - [`seal`]: moves rolled WAL segments into per-partition sealed segments.
+//! - [`sealed`]: the sealed segment file and its sparse offset index.
+//! - [`partition`]: one partition's state and reads joining sealed and hot data.
+//! - [`recovery`]: startup replay of sealed segments and the WAL.
+//! - [`store`]: the data dir, the threads, and topic administration.
+//! - [`registry`], [`topic`], [`config`], [`entry`]: topics, their ids and
+//!   configs, and the WAL payload layout.
+//!
+//! Invariants: offsets are dense per partition and assigned once, in WAL
+//! order; a batch is readable only once durable; the bytes read are the
+//! bytes the producer sent, with only the broker-owned header fields stamped.
+
+pub mod append;
+pub mod config;
+pub mod entry;
+pub mod partition;
+pub mod recovery;
+pub mod registry;
+pub mod seal;
+pub mod sealed;
+pub mod store;
+pub mod topic;
+
+pub use append::{Appended, PendingBatch};
+pub use config::TopicConfig;
+pub use partition::{PartitionLog, ReadResult};
+pub use recovery::RecoveryReport;
+pub use registry::Topic;
+pub use store::{LogStore, StoreOptions};
+pub use topic::TopicId;
+
+use std::path::PathBuf;
+
+/// Errors of the log layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Wal(#[from] strata_wal::WalError),
+    #[error("metadata file {path} is unreadable: {reason}")]
+    Metadata { path: PathBuf, reason: String },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("offset {offset} is outside the log [{log_start}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        high_watermark: i64,
+    },
+    #[error("storage is unavailable after a write failure")]
+    StorageUnavailable,
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+}

@@ -91,6 +91,19 @@ impl BatchHeader {
     /// Parses the header at the start of `bytes`, which must hold the whole
     /// batch (and may hold more batches after it).
     pub fn parse(bytes: &[u8]) -> Result<Self, BatchError> {
+        let header = Self::parse_prefix(bytes)?;
+        if header.total_len > bytes.len() {
+            return Err(BatchError::LengthMismatch {
+                declared: header.total_len as i64 - LOG_OVERHEAD as i64,
+                actual: bytes.len(),
+            });
+        }
+        Ok(header)
+    }
+
+    /// Parses a batch header from its first [`HEADER_LEN`] bytes, without
+    /// requiring the rest of the batch to be present.
+    pub fn parse_prefix(bytes: &[u8]) -> Result<Self, BatchError> {
         let header = bytes
             .get(..HEADER_LEN)
             .ok_or(BatchError::Truncated(bytes.len()))?;
@@ -99,10 +112,9 @@ impl BatchHeader {
             return Err(BatchError::UnsupportedMagic(magic));
         }
         let batch_length = i64::from(be_i32(header, 8));
-        let total = batch_length + LOG_OVERHEAD as i64;
-        let total_len = usize::try_from(total)
+        let total_len = usize::try_from(batch_length + LOG_OVERHEAD as i64)
             .ok()
-            .filter(|t| *t >= HEADER_LEN && *t <= bytes.len())
+            .filter(|t| *t >= HEADER_LEN)
             .ok_or(BatchError::LengthMismatch {
                 declared: batch_length,
                 actual: bytes.len(),
@@ -220,54 +232,18 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds an uncompressed batch of `keys.len()` records with the given keys.
+    /// An uncompressed batch with the given keys, timestamps 10 ms apart.
     pub(crate) fn batch_with_keys(keys: &[Option<&[u8]>], base_timestamp: i64) -> Vec<u8> {
-        let mut records = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let mut body = vec![0u8];
-            put_varint(&mut body, i as i64 * 10); // timestamp delta
-            put_varint(&mut body, i as i64); // offset delta
-            match key {
-                Some(k) => {
-                    put_varint(&mut body, k.len() as i64);
-                    body.extend_from_slice(k);
-                }
-                None => put_varint(&mut body, -1),
-            }
-            put_varint(&mut body, 1);
-            body.push(b'v');
-            put_varint(&mut body, 0);
-            put_varint(&mut records, body.len() as i64);
-            records.extend_from_slice(&body);
-        }
-        let n = keys.len() as i32;
-        let mut b = Vec::new();
-        b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.push(2);
-        b.extend_from_slice(&0u32.to_be_bytes());
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b.extend_from_slice(&(n - 1).to_be_bytes());
-        b.extend_from_slice(&base_timestamp.to_be_bytes());
-        b.extend_from_slice(&(base_timestamp + i64::from(n - 1) * 10).to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes());
-        b.extend_from_slice(&(-1i16).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        b.extend_from_slice(&n.to_be_bytes());
-        b.extend_from_slice(&records);
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
-    }
-
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
+        let specs: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| crate::builder::RecordSpec {
+                key: *key,
+                value: Some(b"v"),
+                timestamp: base_timestamp + i as i64 * 10,
+            })
+            .collect();
+        crate::builder::build_batch(&specs)
     }
 
     #[test]

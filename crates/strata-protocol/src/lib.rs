@@ -10,6 +10,7 @@
 //!   and the broker-owned fields the broker stamps (base offset, log-append time).
 //! - [`records`]: decompression (gzip, snappy, lz4, zstd) and record iteration,
 //!   bounded in memory, for the checks that need record contents.
+//! - [`builder`]: encoding uncompressed batches, for tools and tests.
 //!
 //! Invariant: a batch that passes [`batch::BatchHeader::parse`] and
 //! [`batch::validate_crc`] is stored and served byte for byte, except for the
@@ -17,6 +18,7 @@
 
 pub mod apis;
 pub mod batch;
+pub mod builder;
 pub mod error;
 pub mod frame;
 pub mod records;

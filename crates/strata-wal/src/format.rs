@@ -53,6 +53,43 @@ pub fn encode_entry(out: &mut Vec<u8>, parts: &[&[u8]]) -> Option<u32> {
     Some(length)
 }
 
+/// An entry being built in place: the caller appends the payload after
+/// [`begin_entry`] (and may rewrite it), then [`finish_entry`] seals the frame.
+/// This frames a payload with a single copy.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenEntry {
+    start: usize,
+}
+
+/// Reserves an entry header at the end of `out`.
+pub fn begin_entry(out: &mut Vec<u8>) -> OpenEntry {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; ENTRY_HEADER_LEN]);
+    OpenEntry { start }
+}
+
+/// Fills in the header of an entry whose payload is everything after it in `out`.
+///
+/// Returns `None` (and removes the entry) if the payload is over [`MAX_PAYLOAD`].
+pub fn finish_entry(out: &mut Vec<u8>, entry: OpenEntry) -> Option<u32> {
+    let payload_start = entry.start + ENTRY_HEADER_LEN;
+    let length = out
+        .len()
+        .checked_sub(payload_start)
+        .filter(|len| *len <= MAX_PAYLOAD)
+        .and_then(|len| u32::try_from(len).ok());
+    let Some(length) = length else {
+        out.truncate(entry.start);
+        return None;
+    };
+    let crc = entry_checksum(length, &[&out[payload_start..]]);
+    let header = &mut out[entry.start..payload_start];
+    header[..4].copy_from_slice(&ENTRY_MAGIC.to_le_bytes());
+    header[4..8].copy_from_slice(&length.to_le_bytes());
+    header[8..].copy_from_slice(&crc.to_le_bytes());
+    Some(length)
+}
+
 /// An entry header read from disk, before its checksum is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryHeader {
@@ -87,5 +124,17 @@ mod tests {
         assert_eq!(h.length, 5);
         assert_eq!(h.crc, entry_checksum(5, &[b"abcde"]));
         assert_eq!(&out[ENTRY_HEADER_LEN..], b"abcde");
+    }
+
+    #[test]
+    fn in_place_entry_matches_encoded_entry() {
+        let mut a = Vec::new();
+        encode_entry(&mut a, &[b"payload"]).unwrap();
+        let mut b = Vec::new();
+        let open = begin_entry(&mut b);
+        b.extend_from_slice(b"PAYLOAD");
+        b[ENTRY_HEADER_LEN..].make_ascii_lowercase();
+        finish_entry(&mut b, open).unwrap();
+        assert_eq!(a, b);
     }
 }

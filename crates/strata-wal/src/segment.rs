@@ -124,6 +124,19 @@ impl SegmentWriter {
         Ok(start)
     }
 
+    /// Cuts the segment back to `len` bytes, undoing a failed append.
+    pub fn truncate_to(&mut self, len: u64) -> Result<(), WalError> {
+        self.file
+            .set_len(len)
+            .and_then(|()| self.file.sync_all())
+            .map_err(|source| WalError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.len = len;
+        Ok(())
+    }
+
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> Result<(), WalError> {
         self.file.sync_data().map_err(|source| WalError::Io {

@@ -1,0 +1,241 @@
+//! The append path: one thread owns the active WAL segment and commits
+//! produced batches in groups.
+//!
+//! Each group — everything queued while the previous fsync ran, up to a size
+//! limit — is stamped with offsets, framed, written with one `write` and made
+//! durable with one `fdatasync`. Only then do the batches become visible to
+//! readers (the high watermark moves) and their producers get their answer.
+//! A failed write or sync is undone (the segment is cut back and the
+//! assigned offsets are released), so the WAL never holds a batch that was
+//! refused.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_protocol::batch::{self, BatchHeader};
+use strata_wal::{begin_entry, finish_entry, SegmentWriter};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, warn};
+
+use crate::entry;
+use crate::partition::{HotBatch, PartitionLog};
+use crate::LogError;
+
+/// Largest group written with one fsync.
+const GROUP_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// A validated batch waiting for its offsets.
+#[derive(Debug)]
+pub struct PendingBatch {
+    pub partition: Arc<PartitionLog>,
+    pub batch: Bytes,
+    pub log_append_time: bool,
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    /// The broker time stamped on the batch, or -1 under CreateTime.
+    pub log_append_time_ms: i64,
+    pub log_start: i64,
+}
+
+pub(crate) struct AppendRequest {
+    pub batches: Vec<PendingBatch>,
+    pub reply: oneshot::Sender<Vec<Result<Appended, LogError>>>,
+}
+
+impl AppendRequest {
+    fn bytes(&self) -> usize {
+        self.batches.iter().map(|b| b.batch.len()).sum()
+    }
+}
+
+/// A batch placed in the group buffer.
+struct Placed {
+    request: usize,
+    slot: usize,
+    partition: Arc<PartitionLog>,
+    header: BatchHeader,
+    /// Where the batch bytes start in the group buffer.
+    at: usize,
+    log_append_time_ms: i64,
+}
+
+pub(crate) struct Appender {
+    pub rx: mpsc::Receiver<AppendRequest>,
+    pub wal: SegmentWriter,
+    pub wal_reader: Arc<std::fs::File>,
+    pub wal_dir: std::path::PathBuf,
+    pub roll_bytes: u64,
+    pub sealer: std::sync::mpsc::SyncSender<u64>,
+    pub appended: watch::Sender<u64>,
+    pub broken: bool,
+}
+
+impl Appender {
+    /// Runs until every sender is gone and the queue is drained.
+    pub fn run(mut self) {
+        let mut buf = Vec::with_capacity(GROUP_MAX_BYTES + 1024);
+        while let Some(first) = self.rx.blocking_recv() {
+            let mut size = first.bytes();
+            let mut group = vec![first];
+            while size < GROUP_MAX_BYTES {
+                match self.rx.try_recv() {
+                    Ok(next) => {
+                        size += next.bytes();
+                        group.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group, &mut buf);
+        }
+    }
+
+    fn commit(&mut self, group: Vec<AppendRequest>, buf: &mut Vec<u8>) {
+        let mut results: Vec<Vec<Result<Appended, LogError>>> = group
+            .iter()
+            .map(|r| r.batches.iter().map(|_| Err(LogError::StorageUnavailable)).collect())
+            .collect();
+        buf.clear();
+        let now = now_ms();
+        let mut placed = Vec::new();
+        let mut replies = Vec::with_capacity(group.len());
+        for (request, req) in group.into_iter().enumerate() {
+            for (slot, pending) in req.batches.into_iter().enumerate() {
+                if self.broken {
+                    continue;
+                }
+                match place(buf, pending, now) {
+                    Ok(p) => placed.push(Placed { request, slot, ..p }),
+                    Err(e) => results[request][slot] = Err(e),
+                }
+            }
+            replies.push(req.reply);
+        }
+        if !placed.is_empty() {
+            let start = self.wal.len();
+            match self.wal.append(buf).and_then(|_| self.wal.sync()) {
+                Ok(()) => self.publish(&placed, start, buf, &mut results),
+                Err(e) => self.undo(&placed, start, &e),
+            }
+        }
+        for (reply, result) in replies.into_iter().zip(results) {
+            // A producer that went away (acks=0, closed connection) needs no answer.
+            let _ = reply.send(result);
+        }
+        if !placed.is_empty() {
+            self.appended.send_modify(|generation| *generation += 1);
+        }
+        if self.wal.len() >= self.roll_bytes {
+            self.roll();
+        }
+    }
+
+    fn publish(
+        &self,
+        placed: &[Placed],
+        start: u64,
+        buf: &[u8],
+        results: &mut [Vec<Result<Appended, LogError>>],
+    ) {
+        for p in placed {
+            let mut st = p.partition.state_mut();
+            st.hot.push_back(HotBatch {
+                base_offset: p.header.base_offset,
+                last_offset: p.header.last_offset(),
+                max_timestamp: p.header.max_timestamp,
+                wal_segment: self.wal.id(),
+                file: Arc::clone(&self.wal_reader),
+                position: start + p.at as u64,
+                len: u32::try_from(p.header.total_len).unwrap_or(u32::MAX),
+            });
+            st.high_watermark = p.header.last_offset() + 1;
+            st.note_timestamp(&p.header);
+            results[p.request][p.slot] = Ok(Appended {
+                base_offset: p.header.base_offset,
+                log_append_time_ms: p.log_append_time_ms,
+                log_start: st.log_start,
+            });
+        }
+        debug_assert!(buf.len() >= placed.last().map_or(0, |p| p.at));
+    }
+
+    fn undo(&mut self, placed: &[Placed], start: u64, cause: &strata_wal::WalError) {
+        error!(%cause, "WAL write failed; the group is refused");
+        for p in placed {
+            let mut st = p.partition.state_mut();
+            st.next_offset = st.high_watermark;
+        }
+        if let Err(e) = self.wal.truncate_to(start) {
+            error!(error = %e, "WAL cannot be cut back after a failed write; refusing writes until restart");
+            self.broken = true;
+        }
+    }
+
+    fn roll(&mut self) {
+        let next = self.wal.id() + 1;
+        match SegmentWriter::create(&self.wal_dir, next).and_then(|w| w.reader().map(|r| (w, r))) {
+            Ok((writer, reader)) => {
+                let old = std::mem::replace(&mut self.wal, writer);
+                self.wal_reader = Arc::new(reader);
+                if self.sealer.send(old.id()).is_err() {
+                    warn!("sealer is gone; WAL segment {} stays unsealed", old.id());
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot roll the WAL; appending to the current segment"),
+        }
+    }
+}
+
+/// Assigns offsets to a batch and frames it into the group buffer.
+fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placed, LogError> {
+    let partition = pending.partition;
+    let mut header = BatchHeader::parse(&pending.batch).map_err(|e| LogError::Corrupt(e.to_string()))?;
+    let base = {
+        let mut st = partition.state_mut();
+        if st.deleted {
+            return Err(LogError::UnknownTopicOrPartition);
+        }
+        let base = st.next_offset;
+        st.next_offset += header.offset_count();
+        base
+    };
+    let open = begin_entry(buf);
+    entry::write_prefix(buf, partition.topic, partition.index);
+    let at = buf.len();
+    buf.extend_from_slice(&pending.batch);
+    let stamped = &mut buf[at..];
+    batch::stamp_base_offset(stamped, base);
+    let log_append_time_ms = if pending.log_append_time {
+        batch::stamp_log_append_time(stamped, now);
+        now
+    } else {
+        -1
+    };
+    header.base_offset = base;
+    if pending.log_append_time {
+        header.max_timestamp = now;
+    }
+    if finish_entry(buf, open).is_none() {
+        partition.state_mut().next_offset -= header.offset_count();
+        return Err(LogError::Corrupt("batch exceeds the WAL entry limit".to_string()));
+    }
+    Ok(Placed {
+        request: 0,
+        slot: 0,
+        partition,
+        header,
+        at,
+        log_append_time_ms,
+    })
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,287 @@
+//! One partition's log: offsets, the hot (unsealed, in-WAL) batches and the
+//! sealed segments, and reads that join the two.
+//!
+//! Invariants, under the state lock:
+//! - sealed segments, then hot batches, are in offset order without overlap;
+//! - every batch below `high_watermark` is durable, and only such batches are
+//!   read;
+//! - `next_offset >= high_watermark`; offsets between them are assigned to
+//!   batches whose WAL write is in flight.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::{Bytes, BytesMut};
+use strata_protocol::batch::{BatchHeader, HEADER_LEN};
+
+use crate::sealed::{header_only, read_exact_at, SealedSegment};
+use crate::topic::TopicId;
+use crate::LogError;
+
+/// A durable batch that still lives only in the WAL.
+#[derive(Debug, Clone)]
+pub struct HotBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub wal_segment: u64,
+    pub file: Arc<File>,
+    /// Position of the batch bytes in the WAL file.
+    pub position: u64,
+    pub len: u32,
+}
+
+/// The mutable state of a partition.
+#[derive(Debug, Default)]
+pub struct PartitionState {
+    pub next_offset: i64,
+    pub high_watermark: i64,
+    pub log_start: i64,
+    pub hot: VecDeque<HotBatch>,
+    pub sealed: Vec<SealedSegment>,
+    pub max_timestamp: i64,
+    pub max_timestamp_offset: i64,
+    pub deleted: bool,
+}
+
+impl PartitionState {
+    /// Offset one past the last sealed batch.
+    pub fn sealed_end(&self) -> i64 {
+        self.sealed.last().map_or(self.log_start, |s| s.end_offset)
+    }
+
+    /// Notes a durable batch's timestamp for ListOffsets' max-timestamp query.
+    pub fn note_timestamp(&mut self, header: &BatchHeader) {
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.max_timestamp_offset = header.last_offset();
+        }
+    }
+}
+
+/// A partition of a topic.
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub topic: TopicId,
+    pub index: i32,
+    pub dir: PathBuf,
+    state: RwLock<PartitionState>,
+}
+
+/// What a read returns.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start: i64,
+}
+
+/// One contiguous piece of a read.
+struct Piece {
+    file: Arc<File>,
+    position: u64,
+    len: u64,
+    /// Sealed pieces may end mid-batch and are trimmed to whole batches.
+    trim: bool,
+}
+
+impl PartitionLog {
+    pub fn new(topic: TopicId, index: i32, dir: PathBuf, state: PartitionState) -> Self {
+        PartitionLog {
+            topic,
+            index,
+            dir,
+            state: RwLock::new(state),
+        }
+    }
+
+    pub fn state(&self) -> RwLockReadGuard<'_, PartitionState> {
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn state_mut(&self) -> RwLockWriteGuard<'_, PartitionState> {
+        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `(log start, high watermark)`.
+    pub fn bounds(&self) -> (i64, i64) {
+        let st = self.state();
+        (st.log_start, st.high_watermark)
+    }
+
+    /// Reads whole batches from `offset`, about `max_bytes` of them (at least
+    /// one batch, even a larger one, so a consumer always progresses).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        let (pieces, high_watermark, log_start) = {
+            let st = self.state();
+            if offset < st.log_start || offset > st.high_watermark {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start: st.log_start,
+                    high_watermark: st.high_watermark,
+                });
+            }
+            (self.plan_read(&st, offset, max_bytes as u64)?, st.high_watermark, st.log_start)
+        };
+        let mut out = BytesMut::new();
+        for piece in pieces {
+            let budget = (max_bytes as u64).saturating_sub(out.len() as u64);
+            let (data, complete) = read_piece(&piece, budget, out.is_empty())?;
+            out.extend_from_slice(&data);
+            // A piece cut short ends the read: what follows would leave a gap.
+            if !complete || out.len() as u64 >= max_bytes as u64 {
+                break;
+            }
+        }
+        Ok(ReadResult {
+            records: out.freeze(),
+            high_watermark,
+            log_start,
+        })
+    }
+
+    fn plan_read(&self, st: &PartitionState, offset: i64, max_bytes: u64) -> Result<Vec<Piece>, LogError> {
+        let mut pieces = Vec::new();
+        let mut planned = 0u64;
+        let start = st.sealed.partition_point(|s| s.end_offset <= offset);
+        for segment in st.sealed.iter().skip(start) {
+            if planned >= max_bytes && !pieces.is_empty() {
+                return Ok(pieces);
+            }
+            let Some(position) = segment.position_of(offset.max(segment.base_offset))? else {
+                continue;
+            };
+            let len = segment.size - position;
+            planned += len;
+            pieces.push(Piece {
+                file: Arc::clone(&segment.file),
+                position,
+                len,
+                trim: true,
+            });
+        }
+        for batch in st.hot.iter().filter(|b| b.last_offset >= offset && b.base_offset < st.high_watermark) {
+            if planned >= max_bytes && !pieces.is_empty() {
+                break;
+            }
+            planned += u64::from(batch.len);
+            pieces.push(Piece {
+                file: Arc::clone(&batch.file),
+                position: batch.position,
+                len: u64::from(batch.len),
+                trim: false,
+            });
+        }
+        Ok(pieces)
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp`,
+    /// with that record's timestamp.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let st = self.state();
+        for segment in st.sealed.iter().filter(|s| s.max_timestamp >= timestamp) {
+            let mut position = segment.scan_start_for_timestamp(timestamp);
+            while position < segment.size {
+                let header = read_header(&segment.file, position)?;
+                if header.max_timestamp >= timestamp {
+                    if let Some(found) = find_in_batch(&segment.file, position, &header, timestamp, st.log_start)? {
+                        return Ok(Some(found));
+                    }
+                }
+                position += header.total_len as u64;
+            }
+        }
+        for batch in st.hot.iter().filter(|b| b.max_timestamp >= timestamp && b.base_offset < st.high_watermark) {
+            let header = read_header(&batch.file, batch.position)?;
+            if let Some(found) = find_in_batch(&batch.file, batch.position, &header, timestamp, st.log_start)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn io_error(source: std::io::Error) -> LogError {
+    LogError::Io {
+        path: PathBuf::from("<open log file>"),
+        source,
+    }
+}
+
+fn read_header(file: &File, position: u64) -> Result<BatchHeader, LogError> {
+    let mut buf = [0u8; HEADER_LEN];
+    read_exact_at(file, &mut buf, position).map_err(io_error)?;
+    header_only(&buf).ok_or_else(|| LogError::Corrupt(format!("bad batch header at position {position}")))
+}
+
+/// Limit on the records of one batch decompressed for a timestamp lookup.
+const DECOMPRESS_LIMIT: usize = 64 * 1024 * 1024;
+
+fn find_in_batch(
+    file: &File,
+    position: u64,
+    header: &BatchHeader,
+    timestamp: i64,
+    log_start: i64,
+) -> Result<Option<(i64, i64)>, LogError> {
+    if header.is_control() {
+        return Ok(None);
+    }
+    if header.is_log_append_time() {
+        let offset = header.base_offset.max(log_start);
+        return Ok((offset <= header.last_offset()).then_some((offset, header.max_timestamp)));
+    }
+    let mut bytes = vec![0u8; header.total_len];
+    read_exact_at(file, &mut bytes, position).map_err(io_error)?;
+    let records = strata_protocol::records::record_infos(&bytes, header, DECOMPRESS_LIMIT)
+        .map_err(|e| LogError::Corrupt(e.to_string()))?;
+    Ok(records
+        .iter()
+        .find(|r| r.timestamp >= timestamp && r.offset >= log_start)
+        .map(|r| (r.offset, r.timestamp)))
+}
+
+/// Reads a piece within `budget` bytes, whole batches only; the first
+/// batch of a read is served even when larger than the budget. Returns the
+/// bytes and whether the whole piece was read.
+fn read_piece(piece: &Piece, budget: u64, first: bool) -> Result<(Vec<u8>, bool), LogError> {
+    if !piece.trim {
+        if !first && piece.len > budget {
+            return Ok((Vec::new(), false));
+        }
+        return Ok((read_range(&piece.file, piece.position, piece.len)?, true));
+    }
+    let want = piece.len.min(budget.max(HEADER_LEN as u64));
+    let mut buf = read_range(&piece.file, piece.position, want)?;
+    let whole = whole_batches_len(&buf);
+    if whole > 0 {
+        buf.truncate(whole);
+        return Ok((buf, whole as u64 == piece.len));
+    }
+    if !first {
+        return Ok((Vec::new(), false));
+    }
+    let header = header_only(&buf).ok_or_else(|| LogError::Corrupt("bad batch header".to_string()))?;
+    let complete = header.total_len as u64 == piece.len;
+    Ok((read_range(&piece.file, piece.position, header.total_len as u64)?, complete))
+}
+
+fn read_range(file: &File, position: u64, len: u64) -> Result<Vec<u8>, LogError> {
+    let mut buf = vec![0u8; usize::try_from(len).map_err(|_| LogError::Corrupt("read too large".to_string()))?];
+    read_exact_at(file, &mut buf, position).map_err(io_error)?;
+    Ok(buf)
+}
+
+/// Length of the complete batches at the start of `buf`.
+fn whole_batches_len(buf: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(header) = buf.get(at..).and_then(header_only) {
+        if at + header.total_len > buf.len() {
+            break;
+        }
+        at += header.total_len;
+    }
+    at
+}

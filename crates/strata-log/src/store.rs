@@ -1,0 +1,393 @@
+//! The log store: opens a data dir, owns the append and seal threads, and
+//! carries out topic administration.
+//!
+//! Data dir layout:
+//! ```text
+//! <data>/meta/topics.json               topics, configs, log start offsets
+//! <data>/wal/<seq>.wal                  the shared write-ahead log
+//! <data>/partitions/<topic id>-<n>/     sealed segments of partition n
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::warn;
+
+use crate::append::{AppendRequest, Appended, Appender, PendingBatch};
+use crate::config::{validate_overrides, TopicConfig};
+use crate::partition::PartitionLog;
+use crate::recovery::{self, RecoveryReport};
+use crate::registry::{Registry, Topic};
+use crate::seal::Sealer;
+use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
+use crate::LogError;
+
+/// How the store is laid out and sized.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub data_dir: PathBuf,
+    /// A WAL segment is rolled (and sealed) once it holds this many bytes.
+    pub wal_segment_bytes: u64,
+    /// Produce requests queued for the appender before producers wait.
+    pub append_queue: usize,
+}
+
+impl StoreOptions {
+    pub fn new(data_dir: PathBuf) -> Self {
+        StoreOptions {
+            data_dir,
+            wal_segment_bytes: 64 * 1024 * 1024,
+            append_queue: 1024,
+        }
+    }
+}
+
+/// The broker's storage.
+#[derive(Debug)]
+pub struct LogStore {
+    data_dir: PathBuf,
+    registry: Arc<Registry>,
+    meta: MetaStore,
+    /// Serialises topic administration and metadata file writes.
+    admin: Mutex<()>,
+    append_tx: Mutex<Option<mpsc::Sender<AppendRequest>>>,
+    appended: watch::Receiver<u64>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl LogStore {
+    /// Opens (or creates) a data dir and recovers it.
+    pub fn open(options: &StoreOptions) -> Result<(Arc<Self>, RecoveryReport), LogError> {
+        let started = Instant::now();
+        let meta_dir = options.data_dir.join("meta");
+        let wal_dir = options.data_dir.join("wal");
+        let partitions_dir = options.data_dir.join("partitions");
+        for dir in [&meta_dir, &wal_dir, &partitions_dir] {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        remove_leftover_tmp(&meta_dir);
+        let meta = MetaStore::new(meta_dir);
+        let registry = Arc::new(Registry::default());
+        let mut sealed_report = RecoveryReport::default();
+        for record in meta.load()?.topics {
+            let topic = open_topic(&options.data_dir, &record, &mut sealed_report)?;
+            registry.insert(Arc::new(topic));
+        }
+        remove_orphan_partitions(&partitions_dir, &registry);
+        let wal = recovery::replay_wal(&wal_dir, &registry, started)?;
+        let mut report = wal.report;
+        report.torn_tails.extend(sealed_report.torn_tails);
+
+        let writer = strata_wal::SegmentWriter::create(&wal_dir, wal.next_segment)?;
+        let reader = Arc::new(writer.reader()?);
+        let (append_tx, append_rx) = mpsc::channel(options.append_queue.max(1));
+        let (seal_tx, seal_rx) = std::sync::mpsc::sync_channel(64);
+        for id in wal.unsealed {
+            let _ = seal_tx.send(id);
+        }
+        let (appended_tx, appended_rx) = watch::channel(0u64);
+        let appender = Appender {
+            rx: append_rx,
+            wal: writer,
+            wal_reader: reader,
+            wal_dir: wal_dir.clone(),
+            roll_bytes: options.wal_segment_bytes,
+            sealer: seal_tx,
+            appended: appended_tx,
+            broken: false,
+        };
+        let sealer = Sealer {
+            wal_dir,
+            registry: Arc::clone(&registry),
+            rx: seal_rx,
+        };
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(f)
+                .map_err(|source| LogError::Io {
+                    path: PathBuf::from(name),
+                    source,
+                })
+        };
+        let threads = vec![
+            spawn("strata-append", Box::new(move || appender.run()))?,
+            spawn("strata-seal", Box::new(move || sealer.run()))?,
+        ];
+        let store = LogStore {
+            data_dir: options.data_dir.clone(),
+            registry,
+            meta,
+            admin: Mutex::new(()),
+            append_tx: Mutex::new(Some(append_tx)),
+            appended: appended_rx,
+            threads: Mutex::new(threads),
+        };
+        Ok((Arc::new(store), report))
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.registry.topic(name)
+    }
+
+    /// A receiver that changes whenever new batches become readable.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appended.clone()
+    }
+
+    /// Appends validated batches; resolves once they are durable.
+    pub async fn append(&self, batches: Vec<PendingBatch>) -> Vec<Result<Appended, LogError>> {
+        let count = batches.len();
+        let sender = self
+            .append_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(sender) = sender else {
+            return (0..count).map(|_| Err(LogError::ShuttingDown)).collect();
+        };
+        let (reply, answer) = oneshot::channel();
+        if sender.send(AppendRequest { batches, reply }).await.is_err() {
+            return (0..count).map(|_| Err(LogError::ShuttingDown)).collect();
+        }
+        match answer.await {
+            Ok(results) => results,
+            Err(_) => (0..count).map(|_| Err(LogError::StorageUnavailable)).collect(),
+        }
+    }
+
+    /// Creates a topic; with `validate_only`, only checks that it could be.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, LogError> {
+        validate_topic_name(name)?;
+        if partitions < 1 {
+            return Err(LogError::InvalidPartitions(format!(
+                "number of partitions must be at least 1, got {partitions}"
+            )));
+        }
+        validate_overrides(&configs)?;
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.registry.topic(name).is_some() {
+            return Err(LogError::TopicExists(name.to_string()));
+        }
+        let record = TopicRecord {
+            name: name.to_string(),
+            id: TopicId::random().to_hex(),
+            partitions,
+            configs,
+            log_start_offsets: Vec::new(),
+        };
+        if validate_only {
+            let id = TopicId::from_hex(&record.id).unwrap_or_else(TopicId::random);
+            return Ok(Arc::new(Topic::new(record.name, id, TopicConfig::resolve(record.configs), Vec::new())));
+        }
+        let topic = Arc::new(open_topic(&self.data_dir, &record, &mut RecoveryReport::default())?);
+        self.registry.insert(Arc::clone(&topic));
+        if let Err(e) = self.save_meta() {
+            self.registry.remove(name);
+            return Err(e);
+        }
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<TopicId, LogError> {
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        let topic = self.registry.remove(name).ok_or(LogError::UnknownTopicOrPartition)?;
+        if let Err(e) = self.save_meta() {
+            self.registry.insert(topic);
+            return Err(e);
+        }
+        for partition in topic.partitions() {
+            {
+                let mut st = partition.state_mut();
+                st.deleted = true;
+                st.hot.clear();
+                st.sealed.clear();
+            }
+            if let Err(e) = std::fs::remove_dir_all(&partition.dir) {
+                warn!(dir = %partition.dir.display(), error = %e, "cannot remove a deleted partition's files");
+            }
+        }
+        Ok(topic.id)
+    }
+
+    /// Grows a topic to `total` partitions.
+    pub fn create_partitions(&self, name: &str, total: i32, validate_only: bool) -> Result<(), LogError> {
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        let topic = self.registry.topic(name).ok_or(LogError::UnknownTopicOrPartition)?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(LogError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than or equal to the requested {total}"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut added = Vec::new();
+        for index in current..total {
+            let dir = partition_dir(&self.data_dir, topic.id, index);
+            let log = recovery::open_partition(topic.id, index, dir, 0, &mut RecoveryReport::default())?;
+            added.push(Arc::new(log));
+        }
+        topic.add_partitions(added);
+        self.save_meta()
+    }
+
+    /// Replaces a topic's config overrides.
+    pub fn set_topic_config(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), LogError> {
+        validate_overrides(&overrides)?;
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        let topic = self.registry.topic(name).ok_or(LogError::UnknownTopicOrPartition)?;
+        if validate_only {
+            return Ok(());
+        }
+        let previous = topic.config();
+        topic.set_config(TopicConfig::resolve(overrides));
+        if let Err(e) = self.save_meta() {
+            topic.set_config(previous);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Raises a partition's log start offset (`-1`: to the high watermark).
+    /// Returns the new low watermark.
+    pub fn delete_records(&self, partition: &PartitionLog, offset: i64) -> Result<i64, LogError> {
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous;
+        let new_start;
+        {
+            let mut st = partition.state_mut();
+            let target = if offset == -1 { st.high_watermark } else { offset };
+            if target < 0 || target > st.high_watermark {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start: st.log_start,
+                    high_watermark: st.high_watermark,
+                });
+            }
+            previous = st.log_start;
+            new_start = target.max(st.log_start);
+            st.log_start = new_start;
+        }
+        if let Err(e) = self.save_meta() {
+            partition.state_mut().log_start = previous;
+            return Err(e);
+        }
+        let mut st = partition.state_mut();
+        let active = st.sealed.len().saturating_sub(1);
+        let doomed: Vec<usize> = (0..active).filter(|&i| st.sealed[i].end_offset <= new_start).collect();
+        for i in doomed.into_iter().rev() {
+            let segment = st.sealed.remove(i);
+            if let Err(e) = std::fs::remove_file(&segment.path) {
+                warn!(file = %segment.path.display(), error = %e, "cannot remove a segment below the log start");
+            }
+        }
+        Ok(new_start)
+    }
+
+    fn save_meta(&self) -> Result<(), LogError> {
+        let topics = self
+            .registry
+            .topics()
+            .iter()
+            .map(|topic| TopicRecord {
+                name: topic.name.clone(),
+                id: topic.id.to_hex(),
+                partitions: topic.partition_count(),
+                configs: topic.config().overrides,
+                log_start_offsets: topic.partitions().iter().map(|p| p.state().log_start).collect(),
+            })
+            .collect();
+        self.meta.save(&MetaFile { topics })
+    }
+
+    /// Stops the append and seal threads once queued appends are durable.
+    pub fn shutdown(&self) {
+        self.append_tx.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for thread in threads {
+            if thread.join().is_err() {
+                warn!("a storage thread panicked during shutdown");
+            }
+        }
+    }
+}
+
+fn partition_dir(data_dir: &Path, topic: TopicId, index: i32) -> PathBuf {
+    data_dir.join("partitions").join(format!("{}-{index}", topic.to_hex()))
+}
+
+fn open_topic(data_dir: &Path, record: &TopicRecord, report: &mut RecoveryReport) -> Result<Topic, LogError> {
+    let id = TopicId::from_hex(&record.id).ok_or_else(|| LogError::Metadata {
+        path: data_dir.join("meta"),
+        reason: format!("topic {} has a malformed id {:?}", record.name, record.id),
+    })?;
+    let mut partitions = Vec::new();
+    for index in 0..record.partitions {
+        let log_start = usize::try_from(index)
+            .ok()
+            .and_then(|i| record.log_start_offsets.get(i))
+            .copied()
+            .unwrap_or(0);
+        let dir = partition_dir(data_dir, id, index);
+        partitions.push(Arc::new(recovery::open_partition(id, index, dir, log_start, report)?));
+    }
+    Ok(Topic::new(
+        record.name.clone(),
+        id,
+        TopicConfig::resolve(record.configs.clone()),
+        partitions,
+    ))
+}
+
+/// Removes partition dirs of topics that no longer exist (a delete that
+/// crashed before its files were gone).
+fn remove_orphan_partitions(dir: &Path, registry: &Registry) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let id = name.split('-').next().and_then(TopicId::from_hex);
+        let live = id.is_some_and(|id| registry.topic_by_id(id).is_some());
+        if !live {
+            warn!(dir = %entry.path().display(), "removing the files of a deleted topic");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Removes `.tmp` files left by an interrupted metadata write.
+fn remove_leftover_tmp(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.path().extension().is_some_and(|e| e == "tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
