@@ -1,1 +1,66 @@
-//! placeholder
+//! Strata's Kafka front end: the TCP listener, one task per connection, and
+//! a handler per Kafka API, plus the small HTTP listener for health checks.
+//!
+//! - [`server`]: accepting connections and shutting down cleanly.
+//! - [`connection`]: reading frames, answering in order, pipelining.
+//! - [`handlers`]: one module per Kafka API (decode → act → answer).
+//! - [`errors`]: the one place log errors become Kafka error codes.
+//! - [`http`]: `GET /health` and `GET /ready`.
+//!
+//! Invariants: nothing a client sends can panic a task or buffer more than
+//! the request size limit per connection; a bad frame closes only its own
+//! connection; responses on a connection go out in request order.
+
+pub mod connection;
+pub mod errors;
+pub mod handlers;
+pub mod http;
+pub mod server;
+
+use std::sync::Arc;
+
+use strata_log::LogStore;
+
+/// What the broker says about itself and how it treats clients.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// Host and port clients are told to connect to.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub default_partitions: i32,
+    pub auto_create_topics: bool,
+    /// Requests larger than this are refused before they are buffered.
+    pub max_request_bytes: usize,
+    /// Requests one connection may have in flight before reading pauses.
+    pub max_in_flight: usize,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            node_id: 0,
+            cluster_id: "strata-cluster".to_string(),
+            advertised_host: "127.0.0.1".to_string(),
+            advertised_port: 9092,
+            default_partitions: 1,
+            auto_create_topics: true,
+            max_request_bytes: 100 * 1024 * 1024,
+            max_in_flight: 64,
+        }
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct Broker {
+    pub options: BrokerOptions,
+    pub store: Arc<LogStore>,
+}
+
+impl Broker {
+    pub fn new(options: BrokerOptions, store: Arc<LogStore>) -> Arc<Self> {
+        Arc::new(Broker { options, store })
+    }
+}

@@ -21,6 +21,9 @@ use crate::entry;
 use crate::partition::{HotBatch, PartitionLog};
 use crate::LogError;
 
+/// The leader epoch of every partition: one broker, never a new leader.
+pub const LEADER_EPOCH: i32 = 0;
+
 /// Largest group written with one fsync.
 const GROUP_MAX_BYTES: usize = 8 * 1024 * 1024;
 
@@ -208,7 +211,7 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placed, L
     let at = buf.len();
     buf.extend_from_slice(&pending.batch);
     let stamped = &mut buf[at..];
-    batch::stamp_base_offset(stamped, base);
+    batch::stamp_base_offset(stamped, base, LEADER_EPOCH);
     let log_append_time_ms = if pending.log_append_time {
         batch::stamp_log_append_time(stamped, now);
         now

@@ -30,7 +30,7 @@ pub use config::TopicConfig;
 pub use partition::{PartitionLog, ReadResult};
 pub use recovery::RecoveryReport;
 pub use registry::Topic;
-pub use store::{LogStore, StoreOptions};
+pub use store::{AppendTicket, LogStore, StoreOptions};
 pub use topic::TopicId;
 
 use std::path::PathBuf;

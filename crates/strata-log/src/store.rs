@@ -45,6 +45,25 @@ impl StoreOptions {
     }
 }
 
+/// A queued append, resolving to one result per batch.
+#[derive(Debug)]
+pub struct AppendTicket {
+    count: usize,
+    answer: Option<oneshot::Receiver<Vec<Result<Appended, LogError>>>>,
+}
+
+impl AppendTicket {
+    pub async fn wait(self) -> Vec<Result<Appended, LogError>> {
+        let Some(answer) = self.answer else {
+            return (0..self.count).map(|_| Err(LogError::ShuttingDown)).collect();
+        };
+        match answer.await {
+            Ok(results) => results,
+            Err(_) => (0..self.count).map(|_| Err(LogError::StorageUnavailable)).collect(),
+        }
+    }
+}
+
 /// The broker's storage.
 #[derive(Debug)]
 pub struct LogStore {
@@ -149,8 +168,9 @@ impl LogStore {
         self.appended.clone()
     }
 
-    /// Appends validated batches; resolves once they are durable.
-    pub async fn append(&self, batches: Vec<PendingBatch>) -> Vec<Result<Appended, LogError>> {
+    /// Queues batches for appending, in call order; the ticket resolves
+    /// once they are durable. Waits (backpressure) while the queue is full.
+    pub async fn submit(&self, batches: Vec<PendingBatch>) -> AppendTicket {
         let count = batches.len();
         let sender = self
             .append_tx
@@ -158,16 +178,21 @@ impl LogStore {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let Some(sender) = sender else {
-            return (0..count).map(|_| Err(LogError::ShuttingDown)).collect();
+            return AppendTicket { count, answer: None };
         };
         let (reply, answer) = oneshot::channel();
         if sender.send(AppendRequest { batches, reply }).await.is_err() {
-            return (0..count).map(|_| Err(LogError::ShuttingDown)).collect();
+            return AppendTicket { count, answer: None };
         }
-        match answer.await {
-            Ok(results) => results,
-            Err(_) => (0..count).map(|_| Err(LogError::StorageUnavailable)).collect(),
+        AppendTicket {
+            count,
+            answer: Some(answer),
         }
+    }
+
+    /// Appends validated batches; resolves once they are durable.
+    pub async fn append(&self, batches: Vec<PendingBatch>) -> Vec<Result<Appended, LogError>> {
+        self.submit(batches).await.wait().await
     }
 
     /// Creates a topic; with `validate_only`, only checks that it could be.

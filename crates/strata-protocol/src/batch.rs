@@ -181,10 +181,13 @@ pub fn validate_crc(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError
     }
 }
 
-/// Writes the broker-assigned base offset into a batch.
-pub fn stamp_base_offset(batch: &mut [u8], base_offset: i64) {
+/// Writes the broker-assigned base offset and partition leader epoch into a batch.
+pub fn stamp_base_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     if let Some(field) = batch.get_mut(..8) {
         field.copy_from_slice(&base_offset.to_be_bytes());
+    }
+    if let Some(field) = batch.get_mut(12..16) {
+        field.copy_from_slice(&leader_epoch.to_be_bytes());
     }
 }
 
@@ -269,7 +272,7 @@ pub(crate) mod tests {
     #[test]
     fn stamping_keeps_the_batch_valid() {
         let mut b = batch_with_keys(&[Some(b"k1")], 1000);
-        stamp_base_offset(&mut b, 42);
+        stamp_base_offset(&mut b, 42, 0);
         let h = BatchHeader::parse(&b).unwrap();
         assert_eq!(h.base_offset, 42);
         validate_crc(&b, &h).unwrap();

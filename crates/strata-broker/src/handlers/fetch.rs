@@ -1,0 +1,115 @@
+//! Fetch: read each partition from its offset, and when there is less than
+//! `min_bytes`, wait — woken by new durable data, not by polling — until
+//! there is enough or `max_wait_ms` has passed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use strata_log::{LogError, Topic, TopicId};
+use tokio::time::Instant;
+
+use crate::{errors, Broker};
+
+/// Upper bound on a long poll, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
+    let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + wait;
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let mut appended = broker.store.subscribe();
+    loop {
+        appended.borrow_and_update();
+        let (response, bytes, errored) = read_all(broker, version, &request);
+        if bytes >= min_bytes.max(1) || errored || Instant::now() >= deadline {
+            return response;
+        }
+        tokio::select! {
+            changed = appended.changed() => if changed.is_err() { return response },
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// One pass over every requested partition: the response, the record bytes
+/// in it, and whether any partition had an error (which answers at once).
+fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let mut budget = usize::try_from(request.max_bytes).unwrap_or(0);
+    let mut total = 0;
+    let mut errored = false;
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for fetch_topic in &request.topics {
+        let topic = find_topic(broker, version, fetch_topic);
+        let partitions = fetch_topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let data = PartitionData::default()
+                    .with_partition_index(p.partition)
+                    .with_aborted_transactions(Some(Vec::new()));
+                let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                    errored = true;
+                    let code = if version >= 13 {
+                        ResponseError::UnknownTopicId
+                    } else {
+                        ResponseError::UnknownTopicOrPartition
+                    };
+                    return data.with_error_code(code.code()).with_high_watermark(-1).with_last_stable_offset(-1);
+                };
+                let limit = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(budget);
+                if limit == 0 && total > 0 {
+                    let (log_start, high_watermark) = partition.bounds();
+                    return data
+                        .with_high_watermark(high_watermark)
+                        .with_last_stable_offset(high_watermark)
+                        .with_log_start_offset(log_start)
+                        .with_records(Some(Bytes::new()));
+                }
+                match partition.read(p.fetch_offset, limit.max(1)) {
+                    Ok(read) => {
+                        total += read.records.len();
+                        budget = budget.saturating_sub(read.records.len());
+                        data.with_high_watermark(read.high_watermark)
+                            .with_last_stable_offset(read.high_watermark)
+                            .with_log_start_offset(read.log_start)
+                            .with_records(Some(read.records))
+                    }
+                    Err(e) => {
+                        errored = true;
+                        let (log_start, high_watermark) = partition.bounds();
+                        if !matches!(e, LogError::OffsetOutOfRange { .. }) {
+                            tracing::warn!(error = %e, "fetch read failed");
+                        }
+                        data.with_error_code(errors::code(&e))
+                            .with_high_watermark(high_watermark)
+                            .with_last_stable_offset(high_watermark)
+                            .with_log_start_offset(log_start)
+                    }
+                }
+            })
+            .collect();
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(fetch_topic.topic.clone())
+                .with_topic_id(fetch_topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (FetchResponse::default().with_responses(responses), total, errored)
+}
+
+fn find_topic(broker: &Broker, version: i16, fetch_topic: &FetchTopic) -> Option<Arc<Topic>> {
+    if version >= 13 {
+        broker
+            .store
+            .registry()
+            .topic_by_id(TopicId(*fetch_topic.topic_id.as_bytes()))
+    } else {
+        broker.store.topic(&fetch_topic.topic)
+    }
+}

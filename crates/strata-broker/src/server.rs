@@ -1,0 +1,47 @@
+//! The Kafka listener: accepts connections until shutdown, then waits for
+//! the open ones to finish their in-flight requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use crate::{connection, Broker};
+
+/// How long open connections get to finish once shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves Kafka clients on `listener` until `shutdown` turns true.
+pub async fn run(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    debug!(%peer, "connection opened");
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection::serve(Arc::clone(&broker), stream, shutdown.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("connections did not finish within the drain timeout");
+        connections.abort_all();
+    }
+}

@@ -1,0 +1,203 @@
+//! The broker's configuration: one model, three sources.
+//!
+//! Precedence: command-line flags > `STRATA_*` environment variables >
+//! the TOML file named by `--config` > built-in defaults. Unknown keys in
+//! the file and invalid values stop startup with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+/// `strata serve` flags; each also reads a `STRATA_*` variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the keys below (flags and env vars win over it).
+    #[arg(long, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where topics, the WAL and segments are stored.
+    #[arg(long, env = "STRATA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka listener address.
+    #[arg(long, env = "STRATA_LISTEN")]
+    pub listen: Option<String>,
+    /// Address clients are told to connect to (default: the listen address).
+    #[arg(long, env = "STRATA_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+    /// HTTP listener for /health and /ready.
+    #[arg(long, env = "STRATA_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// Partitions of auto-created topics.
+    #[arg(long, env = "STRATA_DEFAULT_PARTITIONS")]
+    pub default_partitions: Option<i32>,
+    /// Create topics on Metadata requests for unknown topics.
+    #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Size at which a WAL segment is rolled and sealed.
+    #[arg(long, env = "STRATA_WAL_SEGMENT_BYTES")]
+    pub wal_segment_bytes: Option<u64>,
+    /// Largest request accepted (Kafka's socket.request.max.bytes).
+    #[arg(long, env = "STRATA_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Log format: "text" or "json".
+    #[arg(long, env = "STRATA_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub advertised_listener: Option<String>,
+    pub http_listen: String,
+    pub default_partitions: i32,
+    pub auto_create_topics: bool,
+    pub wal_segment_bytes: u64,
+    pub max_request_bytes: usize,
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./strata-data"),
+            listen: "127.0.0.1:9092".to_string(),
+            advertised_listener: None,
+            http_listen: "127.0.0.1:9080".to_string(),
+            default_partitions: 1,
+            auto_create_topics: true,
+            wal_segment_bytes: 64 * 1024 * 1024,
+            max_request_bytes: 100 * 1024 * 1024,
+            log_format: "text".to_string(),
+        }
+    }
+}
+
+/// A listener address split for advertising.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+pub fn parse_host_port(key: &str, value: &str) -> anyhow::Result<HostPort> {
+    let (host, port) = value
+        .rsplit_once(':')
+        .with_context(|| format!("{key}: {value:?} is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("{key}: {port:?} is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        bail!("{key}: {value:?} has no host");
+    }
+    Ok(HostPort {
+        host: host.to_string(),
+        port,
+    })
+}
+
+impl Config {
+    /// Resolves flags and env vars (already merged by clap) over the file and defaults.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let mut config = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        macro_rules! take {
+            ($field:ident) => {
+                if let Some(value) = args.$field.clone() {
+                    config.$field = value;
+                }
+            };
+        }
+        take!(data_dir);
+        take!(listen);
+        take!(http_listen);
+        take!(default_partitions);
+        take!(auto_create_topics);
+        take!(wal_segment_bytes);
+        take!(max_request_bytes);
+        take!(log_format);
+        if args.advertised_listener.is_some() {
+            config.advertised_listener.clone_from(&args.advertised_listener);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen
+            .parse::<SocketAddr>()
+            .with_context(|| format!("listen: {:?} is not an IP:PORT address", self.listen))?;
+        self.http_listen
+            .parse::<SocketAddr>()
+            .with_context(|| format!("http_listen: {:?} is not an IP:PORT address", self.http_listen))?;
+        if let Some(advertised) = &self.advertised_listener {
+            parse_host_port("advertised_listener", advertised)?;
+        }
+        if self.default_partitions < 1 {
+            bail!("default_partitions: must be at least 1, got {}", self.default_partitions);
+        }
+        if self.wal_segment_bytes < 4096 {
+            bail!("wal_segment_bytes: must be at least 4096, got {}", self.wal_segment_bytes);
+        }
+        if self.max_request_bytes < 1024 {
+            bail!("max_request_bytes: must be at least 1024, got {}", self.max_request_bytes);
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format: must be \"text\" or \"json\", got {:?}", self.log_format);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_which_wins_over_defaults() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("strata.toml");
+        std::fs::write(&file, "default_partitions = 3\nlisten = \"127.0.0.1:1111\"\n")?;
+        let args = ServeArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:2222".to_string()),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(&args)?;
+        assert_eq!(config.listen, "127.0.0.1:2222");
+        assert_eq!(config.default_partitions, 3);
+        assert_eq!(config.http_listen, Config::default().http_listen);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("strata.toml");
+        std::fs::write(&file, "no_such_key = 1\n")?;
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        };
+        let err = format!("{:#}", Config::resolve(&args).err().context("should fail")?);
+        assert!(err.contains("no_such_key"), "{err}");
+        std::fs::write(&file, "default_partitions = 0\n")?;
+        let err = format!("{:#}", Config::resolve(&args).err().context("should fail")?);
+        assert!(err.contains("default_partitions"), "{err}");
+        Ok(())
+    }
+}

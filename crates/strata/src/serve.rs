@@ -1,0 +1,142 @@
+//! `strata serve`: recover the data dir, bind the listeners, serve until
+//! SIGTERM or SIGINT, then finish in-flight requests and make everything
+//! durable before exiting.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use strata_broker::{Broker, BrokerOptions};
+use strata_log::{LogStore, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{parse_host_port, Config, ServeArgs};
+
+pub fn main(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(args)?;
+    if args.print_config {
+        let text = toml::to_string_pretty(&config).context("cannot render the configuration")?;
+        std::io::stdout().write_all(text.as_bytes())?;
+        return Ok(());
+    }
+    init_logging(&config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strata-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Takes the data dir's lock file, so two brokers (or a repair tool) never
+/// share a data dir. Held until the process exits.
+fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("LOCK");
+    let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    file.try_lock()
+        .with_context(|| format!("data dir {} is in use by another process", config.data_dir.display()))?;
+    Ok(file)
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config)?;
+    let mut store_options = StoreOptions::new(config.data_dir.clone());
+    store_options.wal_segment_bytes = config.wal_segment_bytes;
+    let (store, report) = tokio::task::spawn_blocking(move || LogStore::open(&store_options))
+        .await
+        .context("recovery task failed")?
+        .context("cannot open the data dir")?;
+
+    let listen: SocketAddr = config.listen.parse()?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let http_listener = TcpListener::bind(config.http_listen.parse::<SocketAddr>()?)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+    let advertised = match &config.advertised_listener {
+        Some(a) => parse_host_port("advertised_listener", a)?,
+        None => parse_host_port("listen", &bound.to_string())?,
+    };
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        data_dir = %config.data_dir.display(),
+        kafka = %bound,
+        http = %http_listener.local_addr()?,
+        advertised = %format!("{}:{}", advertised.host, advertised.port),
+        durability = "fsync before ack (group commit)",
+        "strata started"
+    );
+    let damaged: Vec<String> = report
+        .damaged
+        .iter()
+        .map(|d| format!("{}@{}+{}", d.file.display(), d.position, d.length))
+        .collect();
+    info!(
+        entries_recovered = report.entries_recovered,
+        damaged_entries = report.damaged.len(),
+        damaged = ?damaged,
+        torn_tails = report.torn_tails.len(),
+        millis = report.duration.as_millis() as u64,
+        "recovery summary"
+    );
+
+    let options = BrokerOptions {
+        advertised_host: advertised.host,
+        advertised_port: i32::from(advertised.port),
+        default_partitions: config.default_partitions,
+        auto_create_topics: config.auto_create_topics,
+        max_request_bytes: config.max_request_bytes,
+        ..BrokerOptions::default()
+    };
+    let broker = Broker::new(options, Arc::clone(&store));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = tokio::spawn(strata_broker::http::run(http_listener, Arc::clone(&ready), shutdown_rx.clone()));
+    let kafka = tokio::spawn(strata_broker::server::run(broker, listener, shutdown_rx));
+    ready.store(true, Ordering::Release);
+
+    wait_for_signal().await?;
+    info!("shutting down: finishing in-flight requests");
+    let _ = shutdown_tx.send(true);
+    let _ = kafka.await;
+    let _ = http.await;
+    tokio::task::spawn_blocking(move || store.shutdown())
+        .await
+        .context("storage shutdown failed")?;
+    info!("stopped; all acknowledged data is durable");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
