@@ -68,14 +68,18 @@ where
 }
 
 /// Reads one frame; `Ok(None)` on a clean end of stream between frames.
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Result<Option<Bytes>, String> {
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> Result<Option<Bytes>, String> {
     let mut prefix = [0u8; LENGTH_PREFIX];
     match reader.read_exact(&mut prefix).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.to_string()),
     }
-    let length = check_frame_length(i32::from_be_bytes(prefix), limit).map_err(|e| e.to_string())?;
+    let length =
+        check_frame_length(i32::from_be_bytes(prefix), limit).map_err(|e| e.to_string())?;
     let mut buf = BytesMut::new();
     while buf.len() < length {
         let step = (length - buf.len()).min(READ_STEP);
@@ -89,7 +93,10 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Resul
     Ok(Some(buf.freeze()))
 }
 
-async fn write_responses<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<PendingResponse>) {
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<PendingResponse>,
+) {
     while let Some(pending) = rx.recv().await {
         if let Some(response) = pending.await {
             if writer.write_all(&response).await.is_err() {

@@ -28,5 +28,7 @@ pub fn code(error: &LogError) -> i16 {
 
 /// An error message for the response, where the API carries one.
 pub fn message(error: &LogError) -> Option<kafka_protocol::protocol::StrBytes> {
-    Some(kafka_protocol::protocol::StrBytes::from_string(error.to_string()))
+    Some(kafka_protocol::protocol::StrBytes::from_string(
+        error.to_string(),
+    ))
 }

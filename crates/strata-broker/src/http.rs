@@ -13,7 +13,11 @@ use tokio::sync::watch;
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 /// Serves health endpoints until `shutdown` turns true.
-pub async fn run(listener: TcpListener, ready: Arc<AtomicBool>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    listener: TcpListener,
+    ready: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -37,7 +41,10 @@ async fn answer(mut stream: TcpStream, ready: Arc<AtomicBool>) {
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(5), read_head).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), read_head)
+        .await
+        .is_err()
+    {
         return;
     }
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();

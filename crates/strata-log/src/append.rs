@@ -100,7 +100,12 @@ impl Appender {
     fn commit(&mut self, group: Vec<AppendRequest>, buf: &mut Vec<u8>) {
         let mut results: Vec<Vec<Result<Appended, LogError>>> = group
             .iter()
-            .map(|r| r.batches.iter().map(|_| Err(LogError::StorageUnavailable)).collect())
+            .map(|r| {
+                r.batches
+                    .iter()
+                    .map(|_| Err(LogError::StorageUnavailable))
+                    .collect()
+            })
             .collect();
         buf.clear();
         let now = now_ms();
@@ -196,7 +201,8 @@ impl Appender {
 /// Assigns offsets to a batch and frames it into the group buffer.
 fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placed, LogError> {
     let partition = pending.partition;
-    let mut header = BatchHeader::parse(&pending.batch).map_err(|e| LogError::Corrupt(e.to_string()))?;
+    let mut header =
+        BatchHeader::parse(&pending.batch).map_err(|e| LogError::Corrupt(e.to_string()))?;
     let base = {
         let mut st = partition.state_mut();
         if st.deleted {
@@ -224,7 +230,9 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placed, L
     }
     if finish_entry(buf, open).is_none() {
         partition.state_mut().next_offset -= header.offset_count();
-        return Err(LogError::Corrupt("batch exceeds the WAL entry limit".to_string()));
+        return Err(LogError::Corrupt(
+            "batch exceeds the WAL entry limit".to_string(),
+        ));
     }
     Ok(Placed {
         request: 0,

@@ -38,7 +38,12 @@ const fn key(name: &'static str, kind: ConfigType, default: &'static str) -> Con
     }
 }
 
-const fn ranged(name: &'static str, kind: ConfigType, default: &'static str, min: i64) -> ConfigKey {
+const fn ranged(
+    name: &'static str,
+    kind: ConfigType,
+    default: &'static str,
+    min: i64,
+) -> ConfigKey {
     ConfigKey {
         name,
         kind,
@@ -67,7 +72,12 @@ const LONG_MAX: &str = "9223372036854775807";
 
 /// Every topic config, with Kafka's defaults.
 pub const TOPIC_CONFIGS: &[ConfigKey] = &[
-    choice("cleanup.policy", ConfigType::List, "delete", &["delete", "compact"]),
+    choice(
+        "cleanup.policy",
+        ConfigType::List,
+        "delete",
+        &["delete", "compact"],
+    ),
     choice(
         "compression.type",
         ConfigType::String,
@@ -78,15 +88,33 @@ pub const TOPIC_CONFIGS: &[ConfigKey] = &[
     ranged("file.delete.delay.ms", ConfigType::Long, "60000", 0),
     ranged("flush.messages", ConfigType::Long, LONG_MAX, 1),
     ranged("flush.ms", ConfigType::Long, LONG_MAX, 0),
-    key("follower.replication.throttled.replicas", ConfigType::List, ""),
+    key(
+        "follower.replication.throttled.replicas",
+        ConfigType::List,
+        "",
+    ),
     ranged("index.interval.bytes", ConfigType::Int, "4096", 0),
-    key("leader.replication.throttled.replicas", ConfigType::List, ""),
+    key(
+        "leader.replication.throttled.replicas",
+        ConfigType::List,
+        "",
+    ),
     ranged("local.retention.bytes", ConfigType::Long, "-2", -2),
     ranged("local.retention.ms", ConfigType::Long, "-2", -2),
     ranged("max.compaction.lag.ms", ConfigType::Long, LONG_MAX, 1),
     ranged("max.message.bytes", ConfigType::Int, "1048588", 0),
-    ranged("message.timestamp.after.max.ms", ConfigType::Long, LONG_MAX, 0),
-    ranged("message.timestamp.before.max.ms", ConfigType::Long, LONG_MAX, 0),
+    ranged(
+        "message.timestamp.after.max.ms",
+        ConfigType::Long,
+        LONG_MAX,
+        0,
+    ),
+    ranged(
+        "message.timestamp.before.max.ms",
+        ConfigType::Long,
+        LONG_MAX,
+        0,
+    ),
     choice(
         "message.timestamp.type",
         ConfigType::String,
@@ -104,7 +132,11 @@ pub const TOPIC_CONFIGS: &[ConfigKey] = &[
     ranged("segment.index.bytes", ConfigType::Int, "10485760", 4),
     ranged("segment.jitter.ms", ConfigType::Long, "0", 0),
     ranged("segment.ms", ConfigType::Long, "604800000", 1),
-    key("unclean.leader.election.enable", ConfigType::Boolean, "false"),
+    key(
+        "unclean.leader.election.enable",
+        ConfigType::Boolean,
+        "false",
+    ),
 ];
 
 /// The config key named `name`, if it is a topic config.
@@ -123,9 +155,16 @@ impl ConfigKey {
             },
             ConfigType::Int | ConfigType::Long => {
                 let parsed: i64 = if self.kind == ConfigType::Int {
-                    value.trim().parse::<i32>().map(i64::from).map_err(|_| bad("expected an int"))?
+                    value
+                        .trim()
+                        .parse::<i32>()
+                        .map(i64::from)
+                        .map_err(|_| bad("expected an int"))?
                 } else {
-                    value.trim().parse::<i64>().map_err(|_| bad("expected a long"))?
+                    value
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|_| bad("expected a long"))?
                 };
                 match self.min {
                     Some(min) if parsed < min => Err(bad(&format!("must be at least {min}"))),
@@ -152,7 +191,10 @@ impl ConfigKey {
                     return Err(bad("must not be empty"));
                 }
                 match items.iter().find(|i| !self.choices.contains(i)) {
-                    Some(_) => Err(bad(&format!("expected items from {}", self.choices.join(", ")))),
+                    Some(_) => Err(bad(&format!(
+                        "expected items from {}",
+                        self.choices.join(", ")
+                    ))),
                     None => Ok(()),
                 }
             }
@@ -172,7 +214,8 @@ pub fn split_list(value: &str) -> Vec<&str> {
 /// Validates a set of overrides: every key known, every value valid.
 pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), LogError> {
     for (name, value) in overrides {
-        let key = lookup(name).ok_or_else(|| LogError::InvalidConfig(format!("unknown topic config {name:?}")))?;
+        let key = lookup(name)
+            .ok_or_else(|| LogError::InvalidConfig(format!("unknown topic config {name:?}")))?;
         key.validate(value).map_err(LogError::InvalidConfig)?;
     }
     Ok(())
@@ -205,7 +248,9 @@ impl TopicConfig {
             compact: split_list(&get("cleanup.policy")).contains(&"compact"),
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             max_message_bytes: usize::try_from(num("max.message.bytes")).unwrap_or(0),
-            segment_bytes: u64::try_from(num("segment.bytes")).unwrap_or(1 << 30).max(14),
+            segment_bytes: u64::try_from(num("segment.bytes"))
+                .unwrap_or(1 << 30)
+                .max(14),
             retention_ms: num("retention.ms"),
             retention_bytes: num("retention.bytes"),
             overrides,
@@ -241,7 +286,9 @@ mod tests {
 
     #[test]
     fn validation_catches_bad_values() {
-        let check = |k: &str, v: &str| validate_overrides(&BTreeMap::from([(k.to_string(), v.to_string())]));
+        let check = |k: &str, v: &str| {
+            validate_overrides(&BTreeMap::from([(k.to_string(), v.to_string())]))
+        };
         assert!(check("retention.ms", "-1").is_ok());
         assert!(check("retention.ms", "-2").is_err());
         assert!(check("retention.ms", "abc").is_err());
@@ -257,7 +304,10 @@ mod tests {
     fn overrides_take_effect() {
         let c = TopicConfig::resolve(BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
-            ("message.timestamp.type".to_string(), "LogAppendTime".to_string()),
+            (
+                "message.timestamp.type".to_string(),
+                "LogAppendTime".to_string(),
+            ),
         ]));
         assert!(c.compact);
         assert!(c.log_append_time);

@@ -53,7 +53,13 @@ mod tests {
         let mut out = Vec::new();
         write_prefix(&mut out, id, 7);
         assert_eq!(out.len(), PREFIX_LEN);
-        assert_eq!(read_prefix(&out), Some(EntryPrefix { topic: id, partition: 7 }));
+        assert_eq!(
+            read_prefix(&out),
+            Some(EntryPrefix {
+                topic: id,
+                partition: 7
+            })
+        );
         assert_eq!(read_prefix(&out[..10]), None);
     }
 }

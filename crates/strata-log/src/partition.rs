@@ -98,11 +98,15 @@ impl PartitionLog {
     }
 
     pub fn state(&self) -> RwLockReadGuard<'_, PartitionState> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn state_mut(&self) -> RwLockWriteGuard<'_, PartitionState> {
-        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `(log start, high watermark)`.
@@ -123,7 +127,11 @@ impl PartitionLog {
                     high_watermark: st.high_watermark,
                 });
             }
-            (self.plan_read(&st, offset, max_bytes as u64)?, st.high_watermark, st.log_start)
+            (
+                self.plan_read(&st, offset, max_bytes as u64)?,
+                st.high_watermark,
+                st.log_start,
+            )
         };
         let mut out = BytesMut::new();
         for piece in pieces {
@@ -142,7 +150,12 @@ impl PartitionLog {
         })
     }
 
-    fn plan_read(&self, st: &PartitionState, offset: i64, max_bytes: u64) -> Result<Vec<Piece>, LogError> {
+    fn plan_read(
+        &self,
+        st: &PartitionState,
+        offset: i64,
+        max_bytes: u64,
+    ) -> Result<Vec<Piece>, LogError> {
         let mut pieces = Vec::new();
         let mut planned = 0u64;
         let start = st.sealed.partition_point(|s| s.end_offset <= offset);
@@ -162,7 +175,11 @@ impl PartitionLog {
                 trim: true,
             });
         }
-        for batch in st.hot.iter().filter(|b| b.last_offset >= offset && b.base_offset < st.high_watermark) {
+        for batch in st
+            .hot
+            .iter()
+            .filter(|b| b.last_offset >= offset && b.base_offset < st.high_watermark)
+        {
             if planned >= max_bytes && !pieces.is_empty() {
                 break;
             }
@@ -186,16 +203,28 @@ impl PartitionLog {
             while position < segment.size {
                 let header = read_header(&segment.file, position)?;
                 if header.max_timestamp >= timestamp {
-                    if let Some(found) = find_in_batch(&segment.file, position, &header, timestamp, st.log_start)? {
+                    if let Some(found) =
+                        find_in_batch(&segment.file, position, &header, timestamp, st.log_start)?
+                    {
                         return Ok(Some(found));
                     }
                 }
                 position += header.total_len as u64;
             }
         }
-        for batch in st.hot.iter().filter(|b| b.max_timestamp >= timestamp && b.base_offset < st.high_watermark) {
+        for batch in st
+            .hot
+            .iter()
+            .filter(|b| b.max_timestamp >= timestamp && b.base_offset < st.high_watermark)
+        {
             let header = read_header(&batch.file, batch.position)?;
-            if let Some(found) = find_in_batch(&batch.file, batch.position, &header, timestamp, st.log_start)? {
+            if let Some(found) = find_in_batch(
+                &batch.file,
+                batch.position,
+                &header,
+                timestamp,
+                st.log_start,
+            )? {
                 return Ok(Some(found));
             }
         }
@@ -213,7 +242,8 @@ fn io_error(source: std::io::Error) -> LogError {
 fn read_header(file: &File, position: u64) -> Result<BatchHeader, LogError> {
     let mut buf = [0u8; HEADER_LEN];
     read_exact_at(file, &mut buf, position).map_err(io_error)?;
-    header_only(&buf).ok_or_else(|| LogError::Corrupt(format!("bad batch header at position {position}")))
+    header_only(&buf)
+        .ok_or_else(|| LogError::Corrupt(format!("bad batch header at position {position}")))
 }
 
 /// Limit on the records of one batch decompressed for a timestamp lookup.
@@ -263,13 +293,21 @@ fn read_piece(piece: &Piece, budget: u64, first: bool) -> Result<(Vec<u8>, bool)
     if !first {
         return Ok((Vec::new(), false));
     }
-    let header = header_only(&buf).ok_or_else(|| LogError::Corrupt("bad batch header".to_string()))?;
+    let header =
+        header_only(&buf).ok_or_else(|| LogError::Corrupt("bad batch header".to_string()))?;
     let complete = header.total_len as u64 == piece.len;
-    Ok((read_range(&piece.file, piece.position, header.total_len as u64)?, complete))
+    Ok((
+        read_range(&piece.file, piece.position, header.total_len as u64)?,
+        complete,
+    ))
 }
 
 fn read_range(file: &File, position: u64, len: u64) -> Result<Vec<u8>, LogError> {
-    let mut buf = vec![0u8; usize::try_from(len).map_err(|_| LogError::Corrupt("read too large".to_string()))?];
+    let mut buf = vec![
+        0u8;
+        usize::try_from(len)
+            .map_err(|_| LogError::Corrupt("read too large".to_string()))?
+    ];
     read_exact_at(file, &mut buf, position).map_err(io_error)?;
     Ok(buf)
 }

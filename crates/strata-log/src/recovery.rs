@@ -87,7 +87,11 @@ pub(crate) fn open_partition(
 }
 
 /// Replays every WAL segment into the partitions' hot batches.
-pub(crate) fn replay_wal(wal_dir: &Path, registry: &Registry, started: Instant) -> Result<WalRecovery, LogError> {
+pub(crate) fn replay_wal(
+    wal_dir: &Path,
+    registry: &Registry,
+    started: Instant,
+) -> Result<WalRecovery, LogError> {
     let mut report = RecoveryReport::default();
     let segments = strata_wal::list_segments(wal_dir)?;
     let mut unsealed = Vec::new();
@@ -114,7 +118,10 @@ pub(crate) fn replay_wal(wal_dir: &Path, registry: &Registry, started: Instant) 
             warn!(file = %path.display(), position = scan.valid_end, bytes = scan.torn_bytes, "cut a torn tail off a WAL segment (checksum or length did not match)");
             report.torn_tails.push((path.clone(), scan.torn_bytes));
             if scan.bad_file_header {
-                std::fs::remove_file(path).map_err(|source| LogError::Io { path: path.clone(), source })?;
+                std::fs::remove_file(path).map_err(|source| LogError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
                 continue;
             }
             strata_wal::truncate(path, scan.valid_end)?;
@@ -126,7 +133,9 @@ pub(crate) fn replay_wal(wal_dir: &Path, registry: &Registry, started: Instant) 
         for span in &scan.entries {
             let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
             let end = start.saturating_add(span.payload_len as usize);
-            let Some(payload) = bytes.get(start..end) else { continue };
+            let Some(payload) = bytes.get(start..end) else {
+                continue;
+            };
             if replay_entry(payload, span.payload_position, *id, &file, registry) {
                 report.entries_recovered += 1;
             } else {
@@ -154,11 +163,23 @@ pub(crate) fn replay_wal(wal_dir: &Path, registry: &Registry, started: Instant) 
 }
 
 /// Adds one entry's batch to its partition; false if it was skipped.
-fn replay_entry(payload: &[u8], payload_position: u64, segment: u64, file: &Arc<std::fs::File>, registry: &Registry) -> bool {
-    let Some(prefix) = entry::read_prefix(payload) else { return false };
-    let Some(partition) = registry.partition(prefix.topic, prefix.partition) else { return false };
+fn replay_entry(
+    payload: &[u8],
+    payload_position: u64,
+    segment: u64,
+    file: &Arc<std::fs::File>,
+    registry: &Registry,
+) -> bool {
+    let Some(prefix) = entry::read_prefix(payload) else {
+        return false;
+    };
+    let Some(partition) = registry.partition(prefix.topic, prefix.partition) else {
+        return false;
+    };
     let batch = payload.get(entry::PREFIX_LEN..).unwrap_or_default();
-    let Ok(header) = BatchHeader::parse(batch) else { return false };
+    let Ok(header) = BatchHeader::parse(batch) else {
+        return false;
+    };
     let mut st = partition.state_mut();
     if header.base_offset < st.next_offset {
         return false;

@@ -17,7 +17,12 @@ pub struct Topic {
 }
 
 impl Topic {
-    pub fn new(name: String, id: TopicId, config: TopicConfig, partitions: Vec<Arc<PartitionLog>>) -> Self {
+    pub fn new(
+        name: String,
+        id: TopicId,
+        config: TopicConfig,
+        partitions: Vec<Arc<PartitionLog>>,
+    ) -> Self {
         Topic {
             name,
             id,
@@ -31,7 +36,10 @@ impl Topic {
     }
 
     pub fn set_config(&self, config: TopicConfig) {
-        *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
     }
 
     pub fn partitions(&self) -> Vec<Arc<PartitionLog>> {
@@ -68,18 +76,25 @@ pub struct Registry {
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Registry {
     pub fn insert(&self, topic: Arc<Topic>) {
-        let mut maps = self.maps.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut maps = self
+            .maps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         maps.by_id.insert(topic.id, Arc::clone(&topic));
         maps.by_name.insert(topic.name.clone(), topic);
     }
 
     pub fn remove(&self, name: &str) -> Option<Arc<Topic>> {
-        let mut maps = self.maps.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut maps = self
+            .maps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let topic = maps.by_name.remove(name)?;
         maps.by_id.remove(&topic.id);
         Some(topic)
@@ -104,7 +119,9 @@ impl Registry {
 
     /// The `segment.bytes` of a topic (the default for an unknown one).
     pub fn segment_bytes(&self, id: TopicId) -> u64 {
-        self.topic_by_id(id)
-            .map_or_else(|| TopicConfig::default().segment_bytes, |t| t.config().segment_bytes)
+        self.topic_by_id(id).map_or_else(
+            || TopicConfig::default().segment_bytes,
+            |t| t.config().segment_bytes,
+        )
     }
 }

@@ -53,8 +53,12 @@ impl Sealer {
         for span in &scan.entries {
             let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
             let end = start.saturating_add(span.payload_len as usize);
-            let Some(payload) = bytes.get(start..end) else { continue };
-            let Some(prefix) = entry::read_prefix(payload) else { continue };
+            let Some(payload) = bytes.get(start..end) else {
+                continue;
+            };
+            let Some(prefix) = entry::read_prefix(payload) else {
+                continue;
+            };
             let Some(partition) = self.registry.partition(prefix.topic, prefix.partition) else {
                 continue;
             };
@@ -74,14 +78,22 @@ impl Sealer {
             source,
         })?;
         strata_wal::sync_dir(&self.wal_dir)?;
-        debug!(segment = id, partitions = touched.len(), "sealed WAL segment");
+        debug!(
+            segment = id,
+            partitions = touched.len(),
+            "sealed WAL segment"
+        );
         Ok(())
     }
 }
 
 /// Appends one batch to its partition's active sealed segment, unless it is
 /// already sealed. Returns whether anything was written.
-fn seal_batch(partition: &PartitionLog, registry: &Registry, batch: &[u8]) -> Result<bool, LogError> {
+fn seal_batch(
+    partition: &PartitionLog,
+    registry: &Registry,
+    batch: &[u8],
+) -> Result<bool, LogError> {
     let header = match BatchHeader::parse(batch) {
         Ok(h) => h,
         Err(e) => {
@@ -99,7 +111,8 @@ fn seal_batch(partition: &PartitionLog, registry: &Registry, batch: &[u8]) -> Re
         if let Some(previous) = st.sealed.last() {
             previous.sync()?;
         }
-        st.sealed.push(SealedSegment::create(&partition.dir, header.base_offset)?);
+        st.sealed
+            .push(SealedSegment::create(&partition.dir, header.base_offset)?);
     }
     if let Some(active) = st.sealed.last_mut() {
         let before = active.size;

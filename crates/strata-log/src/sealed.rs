@@ -59,7 +59,11 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>, LogError> {
         if path.extension().and_then(|e| e.to_str()) != Some("log") {
             continue;
         }
-        if let Some(base) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()) {
+        if let Some(base) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+        {
             out.push((base, path));
         }
     }
@@ -73,10 +77,10 @@ impl SealedSegment {
         let path = segment_path(dir, base_offset);
         let file = OpenOptions::new()
             .create(true)
-            .truncate(true)
             .read(true)
             .append(true)
             .open(&path)
+            .and_then(|f| f.set_len(0).map(|()| f))
             .map_err(|source| LogError::Io {
                 path: path.clone(),
                 source,
@@ -105,7 +109,11 @@ impl SealedSegment {
             path: path.to_path_buf(),
             source,
         };
-        let file = OpenOptions::new().read(true).append(true).open(path).map_err(io)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
         let file_len = file.metadata().map_err(io)?.len();
         let mut segment = SealedSegment {
             base_offset,
@@ -123,7 +131,9 @@ impl SealedSegment {
             if read_exact_at(&segment.file, &mut header_buf, position).is_err() {
                 break;
             }
-            let Some(header) = header_only(&header_buf) else { break };
+            let Some(header) = header_only(&header_buf) else {
+                break;
+            };
             let end = position + header.total_len as u64;
             if end > file_len || header.base_offset < segment.end_offset {
                 break;
@@ -161,10 +171,12 @@ impl SealedSegment {
     pub fn append(&mut self, batch: &[u8]) -> Result<(), LogError> {
         let header = BatchHeader::parse(batch).map_err(|e| LogError::Corrupt(e.to_string()))?;
         let position = self.size;
-        (&*self.file).write_all(batch).map_err(|source| LogError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        (&*self.file)
+            .write_all(batch)
+            .map_err(|source| LogError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         self.note_batch(&header, position);
         Ok(())
     }
@@ -186,12 +198,18 @@ impl SealedSegment {
         };
         let mut header_buf = [0u8; HEADER_LEN];
         while position < self.size {
-            read_exact_at(&self.file, &mut header_buf, position).map_err(|source| LogError::Io {
-                path: self.path.clone(),
-                source,
+            read_exact_at(&self.file, &mut header_buf, position).map_err(|source| {
+                LogError::Io {
+                    path: self.path.clone(),
+                    source,
+                }
             })?;
             let header = header_only(&header_buf).ok_or_else(|| {
-                LogError::Corrupt(format!("bad batch header at {} in {}", position, self.path.display()))
+                LogError::Corrupt(format!(
+                    "bad batch header at {} in {}",
+                    position,
+                    self.path.display()
+                ))
             })?;
             if header.last_offset() >= offset {
                 return Ok(Some(position));
@@ -204,7 +222,9 @@ impl SealedSegment {
     /// The first sparse-index position from which batches may have a
     /// timestamp at or after `timestamp`.
     pub fn scan_start_for_timestamp(&self, timestamp: i64) -> u64 {
-        let slot = self.index.partition_point(|e| e.max_timestamp_so_far < timestamp);
+        let slot = self
+            .index
+            .partition_point(|e| e.max_timestamp_so_far < timestamp);
         match slot.checked_sub(1).and_then(|i| self.index.get(i)) {
             Some(entry) => entry.position,
             None => 0,

@@ -55,11 +55,15 @@ pub struct AppendTicket {
 impl AppendTicket {
     pub async fn wait(self) -> Vec<Result<Appended, LogError>> {
         let Some(answer) = self.answer else {
-            return (0..self.count).map(|_| Err(LogError::ShuttingDown)).collect();
+            return (0..self.count)
+                .map(|_| Err(LogError::ShuttingDown))
+                .collect();
         };
         match answer.await {
             Ok(results) => results,
-            Err(_) => (0..self.count).map(|_| Err(LogError::StorageUnavailable)).collect(),
+            Err(_) => (0..self.count)
+                .map(|_| Err(LogError::StorageUnavailable))
+                .collect(),
         }
     }
 }
@@ -178,11 +182,17 @@ impl LogStore {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let Some(sender) = sender else {
-            return AppendTicket { count, answer: None };
+            return AppendTicket {
+                count,
+                answer: None,
+            };
         };
         let (reply, answer) = oneshot::channel();
         if sender.send(AppendRequest { batches, reply }).await.is_err() {
-            return AppendTicket { count, answer: None };
+            return AppendTicket {
+                count,
+                answer: None,
+            };
         }
         AppendTicket {
             count,
@@ -223,9 +233,18 @@ impl LogStore {
         };
         if validate_only {
             let id = TopicId::from_hex(&record.id).unwrap_or_else(TopicId::random);
-            return Ok(Arc::new(Topic::new(record.name, id, TopicConfig::resolve(record.configs), Vec::new())));
+            return Ok(Arc::new(Topic::new(
+                record.name,
+                id,
+                TopicConfig::resolve(record.configs),
+                Vec::new(),
+            )));
         }
-        let topic = Arc::new(open_topic(&self.data_dir, &record, &mut RecoveryReport::default())?);
+        let topic = Arc::new(open_topic(
+            &self.data_dir,
+            &record,
+            &mut RecoveryReport::default(),
+        )?);
         self.registry.insert(Arc::clone(&topic));
         if let Err(e) = self.save_meta() {
             self.registry.remove(name);
@@ -237,7 +256,10 @@ impl LogStore {
     /// Deletes a topic and its data.
     pub fn delete_topic(&self, name: &str) -> Result<TopicId, LogError> {
         let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
-        let topic = self.registry.remove(name).ok_or(LogError::UnknownTopicOrPartition)?;
+        let topic = self
+            .registry
+            .remove(name)
+            .ok_or(LogError::UnknownTopicOrPartition)?;
         if let Err(e) = self.save_meta() {
             self.registry.insert(topic);
             return Err(e);
@@ -257,9 +279,17 @@ impl LogStore {
     }
 
     /// Grows a topic to `total` partitions.
-    pub fn create_partitions(&self, name: &str, total: i32, validate_only: bool) -> Result<(), LogError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), LogError> {
         let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
-        let topic = self.registry.topic(name).ok_or(LogError::UnknownTopicOrPartition)?;
+        let topic = self
+            .registry
+            .topic(name)
+            .ok_or(LogError::UnknownTopicOrPartition)?;
         let current = topic.partition_count();
         if total <= current {
             return Err(LogError::InvalidPartitions(format!(
@@ -272,7 +302,8 @@ impl LogStore {
         let mut added = Vec::new();
         for index in current..total {
             let dir = partition_dir(&self.data_dir, topic.id, index);
-            let log = recovery::open_partition(topic.id, index, dir, 0, &mut RecoveryReport::default())?;
+            let log =
+                recovery::open_partition(topic.id, index, dir, 0, &mut RecoveryReport::default())?;
             added.push(Arc::new(log));
         }
         topic.add_partitions(added);
@@ -288,7 +319,10 @@ impl LogStore {
     ) -> Result<(), LogError> {
         validate_overrides(&overrides)?;
         let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
-        let topic = self.registry.topic(name).ok_or(LogError::UnknownTopicOrPartition)?;
+        let topic = self
+            .registry
+            .topic(name)
+            .ok_or(LogError::UnknownTopicOrPartition)?;
         if validate_only {
             return Ok(());
         }
@@ -309,7 +343,11 @@ impl LogStore {
         let new_start;
         {
             let mut st = partition.state_mut();
-            let target = if offset == -1 { st.high_watermark } else { offset };
+            let target = if offset == -1 {
+                st.high_watermark
+            } else {
+                offset
+            };
             if target < 0 || target > st.high_watermark {
                 return Err(LogError::OffsetOutOfRange {
                     offset,
@@ -327,7 +365,9 @@ impl LogStore {
         }
         let mut st = partition.state_mut();
         let active = st.sealed.len().saturating_sub(1);
-        let doomed: Vec<usize> = (0..active).filter(|&i| st.sealed[i].end_offset <= new_start).collect();
+        let doomed: Vec<usize> = (0..active)
+            .filter(|&i| st.sealed[i].end_offset <= new_start)
+            .collect();
         for i in doomed.into_iter().rev() {
             let segment = st.sealed.remove(i);
             if let Err(e) = std::fs::remove_file(&segment.path) {
@@ -347,7 +387,11 @@ impl LogStore {
                 id: topic.id.to_hex(),
                 partitions: topic.partition_count(),
                 configs: topic.config().overrides,
-                log_start_offsets: topic.partitions().iter().map(|p| p.state().log_start).collect(),
+                log_start_offsets: topic
+                    .partitions()
+                    .iter()
+                    .map(|p| p.state().log_start)
+                    .collect(),
             })
             .collect();
         self.meta.save(&MetaFile { topics })
@@ -355,8 +399,12 @@ impl LogStore {
 
     /// Stops the append and seal threads once queued appends are durable.
     pub fn shutdown(&self) {
-        self.append_tx.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        self.append_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for thread in threads {
             if thread.join().is_err() {
                 warn!("a storage thread panicked during shutdown");
@@ -366,10 +414,16 @@ impl LogStore {
 }
 
 fn partition_dir(data_dir: &Path, topic: TopicId, index: i32) -> PathBuf {
-    data_dir.join("partitions").join(format!("{}-{index}", topic.to_hex()))
+    data_dir
+        .join("partitions")
+        .join(format!("{}-{index}", topic.to_hex()))
 }
 
-fn open_topic(data_dir: &Path, record: &TopicRecord, report: &mut RecoveryReport) -> Result<Topic, LogError> {
+fn open_topic(
+    data_dir: &Path,
+    record: &TopicRecord,
+    report: &mut RecoveryReport,
+) -> Result<Topic, LogError> {
     let id = TopicId::from_hex(&record.id).ok_or_else(|| LogError::Metadata {
         path: data_dir.join("meta"),
         reason: format!("topic {} has a malformed id {:?}", record.name, record.id),
@@ -382,7 +436,9 @@ fn open_topic(data_dir: &Path, record: &TopicRecord, report: &mut RecoveryReport
             .copied()
             .unwrap_or(0);
         let dir = partition_dir(data_dir, id, index);
-        partitions.push(Arc::new(recovery::open_partition(id, index, dir, log_start, report)?));
+        partitions.push(Arc::new(recovery::open_partition(
+            id, index, dir, log_start, report,
+        )?));
     }
     Ok(Topic::new(
         record.name.clone(),
@@ -395,7 +451,9 @@ fn open_topic(data_dir: &Path, record: &TopicRecord, report: &mut RecoveryReport
 /// Removes partition dirs of topics that no longer exist (a delete that
 /// crashed before its files were gone).
 fn remove_orphan_partitions(dir: &Path, registry: &Registry) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let id = name.split('-').next().and_then(TopicId::from_hex);
@@ -409,7 +467,9 @@ fn remove_orphan_partitions(dir: &Path, registry: &Registry) {
 
 /// Removes `.tmp` files left by an interrupted metadata write.
 fn remove_leftover_tmp(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         if entry.path().extension().is_some_and(|e| e == "tmp") {
             let _ = std::fs::remove_file(entry.path());

@@ -56,7 +56,9 @@ impl TopicId {
 pub fn validate_topic_name(name: &str) -> Result<(), LogError> {
     let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name == "." || name == ".." {
-        return Err(LogError::InvalidTopic(format!("topic name {name:?} is illegal")));
+        return Err(LogError::InvalidTopic(format!(
+            "topic name {name:?} is illegal"
+        )));
     }
     if name.len() > 249 {
         return Err(LogError::InvalidTopic(format!(

@@ -1,5 +1,6 @@
 //! The log store end to end on a real directory: append, read, restart,
 //! seal, recover from damage.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +19,10 @@ fn batch(value: &str, timestamp: i64) -> Bytes {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn produce(store: &LogStore, topic: &str, values: &[&str]) -> Vec<i64> {
@@ -117,14 +121,22 @@ fn sealed_and_hot_data_join_without_gaps_or_duplicates() {
         // Let the sealer catch up, then read across sealed and hot data.
         std::thread::sleep(std::time::Duration::from_millis(300));
         let got = read_all(&store, "t");
-        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (0..300).collect::<Vec<_>>());
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            (0..300).collect::<Vec<_>>()
+        );
         store.shutdown();
     }
-    let sealed_files = std::fs::read_dir(dir.path().join("partitions")).unwrap().count();
+    let sealed_files = std::fs::read_dir(dir.path().join("partitions"))
+        .unwrap()
+        .count();
     assert_eq!(sealed_files, 1);
     let (store, _) = LogStore::open(&options).unwrap();
     let got = read_all(&store, "t");
-    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (0..300).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        (0..300).collect::<Vec<_>>()
+    );
     assert_eq!(got[299].1, b"v299");
     let partition = store.topic("t").unwrap().partition(0).unwrap();
     let found = partition.offset_for_timestamp(1000 + 150).unwrap();
@@ -144,7 +156,10 @@ fn damaged_wal_entry_is_skipped_and_the_rest_served() {
         store.shutdown();
     }
     let wal = strata_wal::list_segments(&dir.path().join("wal")).unwrap();
-    let (_, path) = wal.iter().find(|(_, p)| std::fs::metadata(p).unwrap().len() > 100).unwrap();
+    let (_, path) = wal
+        .iter()
+        .find(|(_, p)| std::fs::metadata(p).unwrap().len() > 100)
+        .unwrap();
     let mut bytes = std::fs::read(path).unwrap();
     let scan = strata_wal::scan_segment(&bytes);
     let second = scan.entries[1];

@@ -205,7 +205,9 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
 }
 
 /// Splits a buffer of concatenated batches, validating each header.
-pub fn split_batches(mut bytes: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+pub fn split_batches(
+    mut bytes: &[u8],
+) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
     let mut out = Vec::new();
     let mut start = 0;
     while !bytes.is_empty() {
@@ -266,7 +268,10 @@ pub(crate) mod tests {
         let last = b.len() - 1;
         b[last] ^= 0xff;
         let h = BatchHeader::parse(&b).unwrap();
-        assert!(matches!(validate_crc(&b, &h), Err(BatchError::CrcMismatch { .. })));
+        assert!(matches!(
+            validate_crc(&b, &h),
+            Err(BatchError::CrcMismatch { .. })
+        ));
     }
 
     #[test]

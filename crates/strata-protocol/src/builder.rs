@@ -14,9 +14,15 @@ pub struct RecordSpec<'a> {
 /// Encodes `records` as one uncompressed batch at base offset 0, with a
 /// valid CRC-32C. Returns an empty vector for an empty slice.
 pub fn build_batch(records: &[RecordSpec<'_>]) -> Vec<u8> {
-    let Some(first) = records.first() else { return Vec::new() };
+    let Some(first) = records.first() else {
+        return Vec::new();
+    };
     let base_timestamp = first.timestamp;
-    let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(base_timestamp);
+    let max_timestamp = records
+        .iter()
+        .map(|r| r.timestamp)
+        .max()
+        .unwrap_or(base_timestamp);
     let mut body = Vec::new();
     let mut record = Vec::new();
     for (delta, spec) in records.iter().enumerate() {

@@ -35,7 +35,9 @@ pub enum BatchError {
     UnsupportedMagic(i8),
     #[error("record batch length field {declared} does not match the {actual} bytes present")]
     LengthMismatch { declared: i64, actual: usize },
-    #[error("record batch CRC-32C mismatch: header says {expected:#010x}, bytes give {actual:#010x}")]
+    #[error(
+        "record batch CRC-32C mismatch: header says {expected:#010x}, bytes give {actual:#010x}"
+    )]
     CrcMismatch { expected: u32, actual: u32 },
     #[error("record batch holds {0} records, which is not a valid count")]
     BadRecordCount(i32),

@@ -79,9 +79,10 @@ pub fn decode_request(frame: Bytes) -> Result<Request, ProtocolError> {
     }
     let mut body = frame;
     let header_version = api_key.request_header_version(prefix.api_version);
-    let header = RequestHeader::decode(&mut body, header_version).map_err(|e| malformed(prefix, &e))?;
-    let body_kind =
-        RequestKind::decode(api_key, &mut body, prefix.api_version).map_err(|e| malformed(prefix, &e))?;
+    let header =
+        RequestHeader::decode(&mut body, header_version).map_err(|e| malformed(prefix, &e))?;
+    let body_kind = RequestKind::decode(api_key, &mut body, prefix.api_version)
+        .map_err(|e| malformed(prefix, &e))?;
     Ok(Request {
         api_key,
         header,
@@ -138,7 +139,9 @@ mod tests {
 
     #[test]
     fn every_prefix_of_a_request_is_handled() {
-        let raw: Vec<u8> = vec![0, 18, 0, 3, 0, 0, 0, 1, 0, 4, b'k', b'c', b'a', b't', 0, 4, b'k', 0];
+        let raw: Vec<u8> = vec![
+            0, 18, 0, 3, 0, 0, 0, 1, 0, 4, b'k', b'c', b'a', b't', 0, 4, b'k', 0,
+        ];
         for end in 0..raw.len() {
             let _ = decode_request(Bytes::copy_from_slice(&raw[..end]));
         }

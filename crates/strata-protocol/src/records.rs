@@ -58,12 +58,18 @@ fn snappy(payload: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
         return snappy_block(payload, limit);
     }
     let mut out = Vec::new();
-    let mut rest = payload.get(16..).ok_or(BatchError::Truncated(payload.len()))?;
+    let mut rest = payload
+        .get(16..)
+        .ok_or(BatchError::Truncated(payload.len()))?;
     while !rest.is_empty() {
-        let (len_bytes, tail) = rest.split_at_checked(4).ok_or(BatchError::Truncated(rest.len()))?;
+        let (len_bytes, tail) = rest
+            .split_at_checked(4)
+            .ok_or(BatchError::Truncated(rest.len()))?;
         let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
         let len = usize::try_from(len).map_err(|_| BatchError::Truncated(tail.len()))?;
-        let (block, tail) = tail.split_at_checked(len).ok_or(BatchError::Truncated(tail.len()))?;
+        let (block, tail) = tail
+            .split_at_checked(len)
+            .ok_or(BatchError::Truncated(tail.len()))?;
         out.extend(snappy_block(block, limit.saturating_sub(out.len()))?);
         rest = tail;
     }
@@ -71,7 +77,8 @@ fn snappy(payload: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
 }
 
 fn snappy_block(block: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
-    let len = snap::raw::decompress_len(block).map_err(|e| BatchError::Decompress(e.to_string()))?;
+    let len =
+        snap::raw::decompress_len(block).map_err(|e| BatchError::Decompress(e.to_string()))?;
     if len > limit {
         return Err(BatchError::DecompressedTooLarge(limit));
     }
@@ -89,7 +96,9 @@ pub fn record_infos(
     let data = decompressed_records(batch, header, limit)?;
     let mut cursor = data.as_slice();
     // Every record takes at least 7 bytes, which bounds the count before allocating.
-    let count = usize::try_from(header.record_count).unwrap_or(0).min(data.len() / 7 + 1);
+    let count = usize::try_from(header.record_count)
+        .unwrap_or(0)
+        .min(data.len() / 7 + 1);
     let mut out = Vec::with_capacity(count);
     for index in 0..header.record_count {
         let bad = || BatchError::MalformedRecord { index };

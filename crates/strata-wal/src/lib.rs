@@ -19,9 +19,13 @@ pub mod format;
 pub mod scan;
 pub mod segment;
 
-pub use format::{begin_entry, encode_entry, finish_entry, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER, MAX_PAYLOAD};
+pub use format::{
+    begin_entry, encode_entry, finish_entry, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER, MAX_PAYLOAD,
+};
 pub use scan::{scan_segment, Damage, ScanResult};
-pub use segment::{list_segments, read_at, segment_path, sync_dir, truncate, SegmentId, SegmentWriter};
+pub use segment::{
+    list_segments, read_at, segment_path, sync_dir, truncate, SegmentId, SegmentWriter,
+};
 
 /// Errors of the WAL.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,9 @@
 //! - Bytes at the end that do not form a complete intact entry, with no
 //!   intact entry after them, are a torn tail: the writer died mid-append.
 
-use crate::format::{entry_checksum, EntryHeader, ENTRY_HEADER_LEN, ENTRY_MAGIC, FILE_HEADER, MAX_PAYLOAD};
+use crate::format::{
+    entry_checksum, EntryHeader, ENTRY_HEADER_LEN, ENTRY_MAGIC, FILE_HEADER, MAX_PAYLOAD,
+};
 
 /// Where an intact entry's payload lies in the segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +157,13 @@ mod tests {
         bytes[starts[1] + ENTRY_HEADER_LEN + 3] ^= 0x40;
         let r = scan_segment(&bytes);
         assert_eq!(r.entries.len(), 2);
-        assert_eq!(r.damaged, vec![Damage { position: starts[1] as u64, length: (starts[2] - starts[1]) as u64 }]);
+        assert_eq!(
+            r.damaged,
+            vec![Damage {
+                position: starts[1] as u64,
+                length: (starts[2] - starts[1]) as u64
+            }]
+        );
         assert_eq!(r.entries[1].position, starts[2] as u64);
     }
 

@@ -131,7 +131,9 @@ impl Config {
         take!(max_request_bytes);
         take!(log_format);
         if args.advertised_listener.is_some() {
-            config.advertised_listener.clone_from(&args.advertised_listener);
+            config
+                .advertised_listener
+                .clone_from(&args.advertised_listener);
         }
         config.validate()?;
         Ok(config)
@@ -141,23 +143,38 @@ impl Config {
         self.listen
             .parse::<SocketAddr>()
             .with_context(|| format!("listen: {:?} is not an IP:PORT address", self.listen))?;
-        self.http_listen
-            .parse::<SocketAddr>()
-            .with_context(|| format!("http_listen: {:?} is not an IP:PORT address", self.http_listen))?;
+        self.http_listen.parse::<SocketAddr>().with_context(|| {
+            format!(
+                "http_listen: {:?} is not an IP:PORT address",
+                self.http_listen
+            )
+        })?;
         if let Some(advertised) = &self.advertised_listener {
             parse_host_port("advertised_listener", advertised)?;
         }
         if self.default_partitions < 1 {
-            bail!("default_partitions: must be at least 1, got {}", self.default_partitions);
+            bail!(
+                "default_partitions: must be at least 1, got {}",
+                self.default_partitions
+            );
         }
         if self.wal_segment_bytes < 4096 {
-            bail!("wal_segment_bytes: must be at least 4096, got {}", self.wal_segment_bytes);
+            bail!(
+                "wal_segment_bytes: must be at least 4096, got {}",
+                self.wal_segment_bytes
+            );
         }
         if self.max_request_bytes < 1024 {
-            bail!("max_request_bytes: must be at least 1024, got {}", self.max_request_bytes);
+            bail!(
+                "max_request_bytes: must be at least 1024, got {}",
+                self.max_request_bytes
+            );
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            bail!("log_format: must be \"text\" or \"json\", got {:?}", self.log_format);
+            bail!(
+                "log_format: must be \"text\" or \"json\", got {:?}",
+                self.log_format
+            );
         }
         Ok(())
     }
@@ -171,7 +188,10 @@ mod tests {
     fn flags_win_over_file_which_wins_over_defaults() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("strata.toml");
-        std::fs::write(&file, "default_partitions = 3\nlisten = \"127.0.0.1:1111\"\n")?;
+        std::fs::write(
+            &file,
+            "default_partitions = 3\nlisten = \"127.0.0.1:1111\"\n",
+        )?;
         let args = ServeArgs {
             config: Some(file),
             listen: Some("127.0.0.1:2222".to_string()),

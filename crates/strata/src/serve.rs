@@ -54,8 +54,12 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let path = config.data_dir.join("LOCK");
     let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    file.try_lock()
-        .with_context(|| format!("data dir {} is in use by another process", config.data_dir.display()))?;
+    file.try_lock().with_context(|| {
+        format!(
+            "data dir {} is in use by another process",
+            config.data_dir.display()
+        )
+    })?;
     Ok(file)
 }
 
@@ -114,7 +118,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let broker = Broker::new(options, Arc::clone(&store));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
-    let http = tokio::spawn(strata_broker::http::run(http_listener, Arc::clone(&ready), shutdown_rx.clone()));
+    let http = tokio::spawn(strata_broker::http::run(
+        http_listener,
+        Arc::clone(&ready),
+        shutdown_rx.clone(),
+    ));
     let kafka = tokio::spawn(strata_broker::server::run(broker, listener, shutdown_rx));
     ready.store(true, Ordering::Release);
 

@@ -5,14 +5,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
-    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest,
-    DescribeClusterResponse, TopicName,
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, TopicName,
 };
 use kafka_protocol::ResponseError;
 use strata_log::{config, TopicId};
@@ -60,7 +64,10 @@ pub fn create_topics(broker: &Arc<Broker>, request: CreateTopicsRequest) -> Crea
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
-            match broker.store.create_topic(&t.name, partitions, configs, request.validate_only) {
+            match broker
+                .store
+                .create_topic(&t.name, partitions, configs, request.validate_only)
+            {
                 Ok(topic) => result
                     .with_topic_id(Uuid::from_bytes(topic.id.0))
                     .with_num_partitions(partitions)
@@ -83,23 +90,35 @@ fn topic_configs(config: &strata_log::TopicConfig) -> Vec<CreatableTopicConfigs>
             CreatableTopicConfigs::default()
                 .with_name(text(key.name))
                 .with_value(Some(text(value)))
-                .with_config_source(if overridden { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                .with_config_source(if overridden {
+                    SOURCE_TOPIC
+                } else {
+                    SOURCE_DEFAULT
+                })
         })
         .collect()
 }
 
 pub fn delete_topics(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    let mut wanted: Vec<(Option<TopicName>, Uuid)> =
-        request.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect();
+    let mut wanted: Vec<(Option<TopicName>, Uuid)> = request
+        .topic_names
+        .into_iter()
+        .map(|n| (Some(n), Uuid::nil()))
+        .collect();
     wanted.extend(request.topics.into_iter().map(|t| (t.name, t.topic_id)));
     let responses = wanted
         .into_iter()
         .map(|(name, id)| {
             let name = name.filter(|n| !n.is_empty()).or_else(|| {
-                let topic = broker.store.registry().topic_by_id(TopicId(*id.as_bytes()))?;
+                let topic = broker
+                    .store
+                    .registry()
+                    .topic_by_id(TopicId(*id.as_bytes()))?;
                 Some(TopicName(text(topic.name.clone())))
             });
-            let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+            let result = DeletableTopicResult::default()
+                .with_name(name.clone())
+                .with_topic_id(id);
             let Some(name) = name else {
                 return result.with_error_code(ResponseError::UnknownTopicId.code());
             };
@@ -114,13 +133,19 @@ pub fn delete_topics(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> Dele
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub fn create_partitions(
+    broker: &Arc<Broker>,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let results = request
         .topics
         .into_iter()
         .map(|t| {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match broker.store.create_partitions(&t.name, t.count, request.validate_only) {
+            match broker
+                .store
+                .create_partitions(&t.name, t.count, request.validate_only)
+            {
                 Ok(()) => result,
                 Err(e) => result
                     .with_error_code(errors::code(&e))
@@ -131,7 +156,10 @@ pub fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRequest)
     CreatePartitionsResponse::default().with_results(results)
 }
 
-pub fn delete_records(broker: &Arc<Broker>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn delete_records(
+    broker: &Arc<Broker>,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -141,25 +169,36 @@ pub fn delete_records(broker: &Arc<Broker>, request: DeleteRecordsRequest) -> De
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) else {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(partition) = topic
+                        .as_ref()
+                        .and_then(|topic| topic.partition(p.partition_index))
+                    else {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                             .with_low_watermark(-1);
                     };
                     match broker.store.delete_records(&partition, p.offset) {
                         Ok(low) => result.with_low_watermark(low),
-                        Err(e) => result.with_error_code(errors::code(&e)).with_low_watermark(-1),
+                        Err(e) => result
+                            .with_error_code(errors::code(&e))
+                            .with_low_watermark(-1),
                     }
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
-pub fn describe_cluster(broker: &Arc<Broker>, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe_cluster(
+    broker: &Arc<Broker>,
+    _request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let options = &broker.options;
     DescribeClusterResponse::default()
         .with_cluster_id(text(options.cluster_id.clone()))

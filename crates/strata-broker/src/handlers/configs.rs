@@ -31,7 +31,11 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-pub fn describe(broker: &Arc<Broker>, version: i16, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -54,29 +58,52 @@ pub fn describe(broker: &Arc<Broker>, version: i16, request: DescribeConfigsRequ
                             .filter(|key| wanted(key.name))
                             .map(|key| {
                                 let (value, overridden) = config.value(key);
-                                let source = if overridden { SOURCE_TOPIC } else { SOURCE_DEFAULT };
-                                entry(key.name, value, source, key.kind, false, request.include_synonyms && version >= 1)
+                                let source = if overridden {
+                                    SOURCE_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
+                                entry(
+                                    key.name,
+                                    value,
+                                    source,
+                                    key.kind,
+                                    false,
+                                    request.include_synonyms && version >= 1,
+                                )
                             })
                             .collect();
                         result.with_configs(entries)
                     }
                     None => result
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                        .with_error_message(Some(text(format!("topic {} does not exist", resource.resource_name)))),
+                        .with_error_message(Some(text(format!(
+                            "topic {} does not exist",
+                            resource.resource_name
+                        )))),
                 },
                 RESOURCE_BROKER => {
                     let entries = broker_configs(broker)
                         .into_iter()
                         .filter(|(name, _, _)| wanted(name))
                         .map(|(name, value, kind)| {
-                            entry(name, value, SOURCE_STATIC_BROKER, kind, true, request.include_synonyms)
+                            entry(
+                                name,
+                                value,
+                                SOURCE_STATIC_BROKER,
+                                kind,
+                                true,
+                                request.include_synonyms,
+                            )
                         })
                         .collect();
                     result.with_configs(entries)
                 }
                 _ => result
                     .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(text("only topic and broker configs can be described"))),
+                    .with_error_message(Some(text(
+                        "only topic and broker configs can be described",
+                    ))),
             }
         })
         .collect();
@@ -113,10 +140,26 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String, ConfigType)> {
     let o = &broker.options;
     vec![
         ("broker.id", o.node_id.to_string(), ConfigType::Int),
-        ("num.partitions", o.default_partitions.to_string(), ConfigType::Int),
-        ("auto.create.topics.enable", o.auto_create_topics.to_string(), ConfigType::Boolean),
-        ("socket.request.max.bytes", o.max_request_bytes.to_string(), ConfigType::Int),
-        ("default.replication.factor", "1".to_string(), ConfigType::Int),
+        (
+            "num.partitions",
+            o.default_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "auto.create.topics.enable",
+            o.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+        ),
+        (
+            "socket.request.max.bytes",
+            o.max_request_bytes.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "default.replication.factor",
+            "1".to_string(),
+            ConfigType::Int,
+        ),
         ("message.max.bytes", "1048588".to_string(), ConfigType::Int),
     ]
 }
@@ -132,9 +175,15 @@ pub fn alter(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigs
                     .iter()
                     .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                     .collect();
-                broker.store.set_topic_config(&resource.resource_name, overrides, request.validate_only)
+                broker.store.set_topic_config(
+                    &resource.resource_name,
+                    overrides,
+                    request.validate_only,
+                )
             } else {
-                Err(LogError::InvalidConfig("only topic configs can be altered".to_string()))
+                Err(LogError::InvalidConfig(
+                    "only topic configs can be altered".to_string(),
+                ))
             };
             let (code, message) = outcome_fields(&outcome);
             AlterConfigsResourceResponse::default()
@@ -147,7 +196,10 @@ pub fn alter(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigs
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub fn incremental_alter(broker: &Arc<Broker>, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub fn incremental_alter(
+    broker: &Arc<Broker>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let responses = request
         .resources
         .into_iter()
@@ -156,11 +208,19 @@ pub fn incremental_alter(broker: &Arc<Broker>, request: IncrementalAlterConfigsR
                 let ops: Vec<(String, i8, Option<String>)> = resource
                     .configs
                     .iter()
-                    .map(|c| (c.name.to_string(), c.config_operation, c.value.as_ref().map(ToString::to_string)))
+                    .map(|c| {
+                        (
+                            c.name.to_string(),
+                            c.config_operation,
+                            c.value.as_ref().map(ToString::to_string),
+                        )
+                    })
                     .collect();
                 apply_incremental(broker, &resource.resource_name, &ops, request.validate_only)
             } else {
-                Err(LogError::InvalidConfig("only topic configs can be altered".to_string()))
+                Err(LogError::InvalidConfig(
+                    "only topic configs can be altered".to_string(),
+                ))
             };
             let (code, message) = outcome_fields(&outcome);
             IncrementalResult::default()
@@ -187,10 +247,15 @@ fn apply_incremental(
     ops: &[(String, i8, Option<String>)],
     validate_only: bool,
 ) -> Result<(), LogError> {
-    let current = broker.store.topic(topic).ok_or(LogError::UnknownTopicOrPartition)?.config();
+    let current = broker
+        .store
+        .topic(topic)
+        .ok_or(LogError::UnknownTopicOrPartition)?
+        .config();
     let mut overrides: BTreeMap<String, String> = current.overrides.clone();
     for (name, op, value) in ops {
-        let key = config::lookup(name).ok_or_else(|| LogError::InvalidConfig(format!("unknown topic config {name:?}")))?;
+        let key = config::lookup(name)
+            .ok_or_else(|| LogError::InvalidConfig(format!("unknown topic config {name:?}")))?;
         let value = value.clone().unwrap_or_default();
         match *op {
             OP_SET => {
@@ -221,8 +286,14 @@ fn apply_incremental(
                     "{name} is not a list; APPEND and SUBTRACT apply only to lists"
                 )))
             }
-            other => return Err(LogError::InvalidConfig(format!("unknown config operation {other}"))),
+            other => {
+                return Err(LogError::InvalidConfig(format!(
+                    "unknown config operation {other}"
+                )))
+            }
         }
     }
-    broker.store.set_topic_config(topic, overrides, validate_only)
+    broker
+        .store
+        .set_topic_config(topic, overrides, validate_only)
 }

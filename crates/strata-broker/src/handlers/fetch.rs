@@ -19,7 +19,8 @@ use crate::{errors, Broker};
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
-    let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let wait =
+        Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let mut appended = broker.store.subscribe();
@@ -59,9 +60,14 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
                     } else {
                         ResponseError::UnknownTopicOrPartition
                     };
-                    return data.with_error_code(code.code()).with_high_watermark(-1).with_last_stable_offset(-1);
+                    return data
+                        .with_error_code(code.code())
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1);
                 };
-                let limit = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(budget);
+                let limit = usize::try_from(p.partition_max_bytes)
+                    .unwrap_or(0)
+                    .min(budget);
                 if limit == 0 && total > 0 {
                     let (log_start, high_watermark) = partition.bounds();
                     return data
@@ -100,7 +106,11 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
                 .with_partitions(partitions),
         );
     }
-    (FetchResponse::default().with_responses(responses), total, errored)
+    (
+        FetchResponse::default().with_responses(responses),
+        total,
+        errored,
+    )
 }
 
 fn find_topic(broker: &Broker, version: i16, fetch_topic: &FetchTopic) -> Option<Arc<Topic>> {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 use strata_log::PartitionLog;
@@ -26,8 +28,12 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest) -> ListOffsetsR
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    match topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    match topic
+                        .as_ref()
+                        .and_then(|topic| topic.partition(p.partition_index))
+                    {
                         Some(partition) => lookup(&partition, p.timestamp, response),
                         None => response
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -36,13 +42,19 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest) -> ListOffsetsR
                     }
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-fn lookup(partition: &PartitionLog, timestamp: i64, response: ListOffsetsPartitionResponse) -> ListOffsetsPartitionResponse {
+fn lookup(
+    partition: &PartitionLog,
+    timestamp: i64,
+    response: ListOffsetsPartitionResponse,
+) -> ListOffsetsPartitionResponse {
     let (log_start, high_watermark) = partition.bounds();
     let found = match timestamp {
         LATEST => Ok(Some((high_watermark, -1))),
@@ -50,8 +62,10 @@ fn lookup(partition: &PartitionLog, timestamp: i64, response: ListOffsetsPartiti
         LATEST_TIERED => Ok(Some((-1, -1))),
         MAX_TIMESTAMP => {
             let st = partition.state();
-            Ok((st.max_timestamp >= 0 && st.max_timestamp_offset >= log_start)
-                .then_some((st.max_timestamp_offset, st.max_timestamp)))
+            Ok(
+                (st.max_timestamp >= 0 && st.max_timestamp_offset >= log_start)
+                    .then_some((st.max_timestamp_offset, st.max_timestamp)),
+            )
         }
         t => partition.offset_for_timestamp(t),
     };

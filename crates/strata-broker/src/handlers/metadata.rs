@@ -25,14 +25,24 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> M
         Some(list) => list.is_empty() && version == 0,
     };
     let topics = if all {
-        broker.store.registry().topics().iter().map(|t| describe(t, options.node_id)).collect()
+        broker
+            .store
+            .registry()
+            .topics()
+            .iter()
+            .map(|t| describe(t, options.node_id))
+            .collect()
     } else {
         request
             .topics
             .unwrap_or_default()
             .into_iter()
             .map(|wanted| match wanted.name {
-                Some(name) => by_name(broker, name, request.allow_auto_topic_creation || version < 4),
+                Some(name) => by_name(
+                    broker,
+                    name,
+                    request.allow_auto_topic_creation || version < 4,
+                ),
                 None => by_id(broker, wanted.topic_id),
             })
             .collect()
@@ -48,7 +58,11 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> M
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
 }
 
-fn by_name(broker: &Broker, name: TopicName, client_allows_creation: bool) -> MetadataResponseTopic {
+fn by_name(
+    broker: &Broker,
+    name: TopicName,
+    client_allows_creation: bool,
+) -> MetadataResponseTopic {
     if let Some(topic) = broker.store.topic(&name) {
         return describe(&topic, broker.options.node_id);
     }
@@ -61,16 +75,18 @@ fn by_name(broker: &Broker, name: TopicName, client_allows_creation: bool) -> Me
     if !(client_allows_creation && broker.options.auto_create_topics) {
         return failed(ResponseError::UnknownTopicOrPartition);
     }
-    match broker
-        .store
-        .create_topic(&name, broker.options.default_partitions, BTreeMap::new(), false)
-    {
+    match broker.store.create_topic(
+        &name,
+        broker.options.default_partitions,
+        BTreeMap::new(),
+        false,
+    ) {
         Ok(topic) => describe(&topic, broker.options.node_id),
         // Another connection created it a moment ago.
-        Err(LogError::TopicExists(_)) => broker
-            .store
-            .topic(&name)
-            .map_or_else(|| failed(ResponseError::UnknownTopicOrPartition), |t| describe(&t, broker.options.node_id)),
+        Err(LogError::TopicExists(_)) => broker.store.topic(&name).map_or_else(
+            || failed(ResponseError::UnknownTopicOrPartition),
+            |t| describe(&t, broker.options.node_id),
+        ),
         Err(e) => failed(errors::code_for(&e)),
     }
 }

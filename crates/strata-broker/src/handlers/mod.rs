@@ -25,8 +25,12 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
     let prefix = HeaderPrefix::peek(&frame).ok()?;
     let request = match decode_request(frame) {
         Ok(request) => request,
-        Err(ProtocolError::UnsupportedVersion { api_key, .. }) if api_key == ApiKey::ApiVersions as i16 => {
-            return ready(api_versions::unsupported_version_answer(prefix.correlation_id));
+        Err(ProtocolError::UnsupportedVersion { api_key, .. })
+            if api_key == ApiKey::ApiVersions as i16 =>
+        {
+            return ready(api_versions::unsupported_version_answer(
+                prefix.correlation_id,
+            ));
         }
         Err(e) => {
             debug!(error = %e, "refusing request");
@@ -38,7 +42,9 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
     let correlation_id = request.header.correlation_id;
     let answer = |body: ResponseKind| encode_response(api_key, version, correlation_id, &body);
     let response = match request.body {
-        RequestKind::Produce(r) => return Some(produce::start(broker, version, correlation_id, r).await),
+        RequestKind::Produce(r) => {
+            return Some(produce::start(broker, version, correlation_id, r).await)
+        }
         RequestKind::Fetch(r) => {
             let broker = Arc::clone(broker);
             return Some(Box::pin(async move {
@@ -47,24 +53,36 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
             }));
         }
         RequestKind::ApiVersions(_) => answer(ResponseKind::ApiVersions(api_versions::handle())),
-        RequestKind::Metadata(r) => answer(ResponseKind::Metadata(metadata::handle(broker, version, r))),
-        RequestKind::ListOffsets(r) => answer(ResponseKind::ListOffsets(list_offsets::handle(broker, r))),
-        RequestKind::CreateTopics(r) => answer(ResponseKind::CreateTopics(admin::create_topics(broker, r))),
-        RequestKind::DeleteTopics(r) => answer(ResponseKind::DeleteTopics(admin::delete_topics(broker, r))),
-        RequestKind::CreatePartitions(r) => {
-            answer(ResponseKind::CreatePartitions(admin::create_partitions(broker, r)))
+        RequestKind::Metadata(r) => {
+            answer(ResponseKind::Metadata(metadata::handle(broker, version, r)))
         }
-        RequestKind::DeleteRecords(r) => answer(ResponseKind::DeleteRecords(admin::delete_records(broker, r))),
-        RequestKind::DescribeCluster(r) => {
-            answer(ResponseKind::DescribeCluster(admin::describe_cluster(broker, r)))
+        RequestKind::ListOffsets(r) => {
+            answer(ResponseKind::ListOffsets(list_offsets::handle(broker, r)))
         }
-        RequestKind::DescribeConfigs(r) => {
-            answer(ResponseKind::DescribeConfigs(configs::describe(broker, version, r)))
+        RequestKind::CreateTopics(r) => {
+            answer(ResponseKind::CreateTopics(admin::create_topics(broker, r)))
         }
-        RequestKind::AlterConfigs(r) => answer(ResponseKind::AlterConfigs(configs::alter(broker, r))),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            answer(ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r)))
+        RequestKind::DeleteTopics(r) => {
+            answer(ResponseKind::DeleteTopics(admin::delete_topics(broker, r)))
         }
+        RequestKind::CreatePartitions(r) => answer(ResponseKind::CreatePartitions(
+            admin::create_partitions(broker, r),
+        )),
+        RequestKind::DeleteRecords(r) => answer(ResponseKind::DeleteRecords(
+            admin::delete_records(broker, r),
+        )),
+        RequestKind::DescribeCluster(r) => answer(ResponseKind::DescribeCluster(
+            admin::describe_cluster(broker, r),
+        )),
+        RequestKind::DescribeConfigs(r) => answer(ResponseKind::DescribeConfigs(
+            configs::describe(broker, version, r),
+        )),
+        RequestKind::AlterConfigs(r) => {
+            answer(ResponseKind::AlterConfigs(configs::alter(broker, r)))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => answer(ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter(broker, r),
+        )),
         other => {
             warn!(api = ?api_key, "request decoded for an API that has no handler");
             drop(other);
@@ -80,7 +98,12 @@ fn ready(response: Option<BytesMut>) -> Option<PendingResponse> {
 }
 
 /// Frames a response: length, header (v0 or flexible v1), body.
-pub fn encode_response(api_key: ApiKey, version: i16, correlation_id: i32, body: &ResponseKind) -> Option<BytesMut> {
+pub fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Option<BytesMut> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);

@@ -31,12 +31,20 @@ enum Slot {
 }
 
 /// Validates and queues the request; the returned future is its answer.
-pub async fn start(broker: &Arc<Broker>, version: i16, correlation_id: i32, request: ProduceRequest) -> PendingResponse {
+pub async fn start(
+    broker: &Arc<Broker>,
+    version: i16,
+    correlation_id: i32,
+    request: ProduceRequest,
+) -> PendingResponse {
     let mut pending = Vec::new();
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = if topic_data.name.is_empty() {
-            broker.store.registry().topic_by_id(strata_log::TopicId(*topic_data.topic_id.as_bytes()))
+            broker
+                .store
+                .registry()
+                .topic_by_id(strata_log::TopicId(*topic_data.topic_id.as_bytes()))
         } else {
             broker.store.topic(&topic_data.name)
         };
@@ -77,11 +85,19 @@ pub async fn start(broker: &Arc<Broker>, version: i16, correlation_id: i32, requ
             })
             .collect();
         let body = ProduceResponse::default().with_responses(responses);
-        encode_response(ApiKey::Produce, version, correlation_id, &ResponseKind::Produce(body))
+        encode_response(
+            ApiKey::Produce,
+            version,
+            correlation_id,
+            &ResponseKind::Produce(body),
+        )
     })
 }
 
-fn answer(index: i32, result: Option<Result<strata_log::Appended, strata_log::LogError>>) -> PartitionProduceResponse {
+fn answer(
+    index: i32,
+    result: Option<Result<strata_log::Appended, strata_log::LogError>>,
+) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default().with_index(index);
     match result {
         Some(Ok(appended)) => response
@@ -109,9 +125,18 @@ fn refused(index: i32, error: ResponseError, message: String) -> Box<PartitionPr
 }
 
 /// Checks one partition's records and makes them a pending batch.
-fn validate(topic: Option<&Topic>, data: PartitionProduceData) -> Result<(i32, PendingBatch), Box<PartitionProduceResponse>> {
+fn validate(
+    topic: Option<&Topic>,
+    data: PartitionProduceData,
+) -> Result<(i32, PendingBatch), Box<PartitionProduceResponse>> {
     let index = data.index;
-    let unknown = || refused(index, ResponseError::UnknownTopicOrPartition, "unknown topic or partition".to_string());
+    let unknown = || {
+        refused(
+            index,
+            ResponseError::UnknownTopicOrPartition,
+            "unknown topic or partition".to_string(),
+        )
+    };
     let topic = topic.ok_or_else(unknown)?;
     let partition = topic.partition(index).ok_or_else(unknown)?;
     let config = topic.config();
@@ -122,7 +147,10 @@ fn validate(topic: Option<&Topic>, data: PartitionProduceData) -> Result<(i32, P
         return Err(refused(
             index,
             ResponseError::InvalidRecord,
-            format!("a produce request must carry exactly one record batch per partition, got {}", batches.len()),
+            format!(
+                "a produce request must carry exactly one record batch per partition, got {}",
+                batches.len()
+            ),
         ));
     }
     for (header, range) in &batches {
@@ -136,7 +164,11 @@ fn validate(topic: Option<&Topic>, data: PartitionProduceData) -> Result<(i32, P
         }
         if config.compact {
             if let Err(e) = require_keys(bytes, header, DECOMPRESS_LIMIT) {
-                let mut response = refused(index, e.response_error(), "compacted topic requires keys".to_string());
+                let mut response = refused(
+                    index,
+                    e.response_error(),
+                    "compacted topic requires keys".to_string(),
+                );
                 if let BatchError::MissingKey { index: record } = e {
                     response.record_errors = vec![BatchIndexAndErrorMessage::default()
                         .with_batch_index(record)
