@@ -196,36 +196,31 @@ impl PartitionLog {
 
     /// The first offset whose record timestamp is at or after `timestamp`,
     /// with that record's timestamp.
+    ///
+    /// The candidate ranges are chosen under the lock; the scan reads files
+    /// without it, so a lookup never holds up appends.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let st = self.state();
-        for segment in st.sealed.iter().filter(|s| s.max_timestamp >= timestamp) {
-            let mut position = segment.scan_start_for_timestamp(timestamp);
-            while position < segment.size {
-                let header = read_header(&segment.file, position)?;
+        let (ranges, log_start) = {
+            let st = self.state();
+            let mut ranges = Vec::new();
+            for segment in st.sealed.iter().filter(|s| s.max_timestamp >= timestamp) {
+                ranges.push((Arc::clone(&segment.file), segment.scan_start_for_timestamp(timestamp), segment.size));
+            }
+            for batch in st.hot.iter().filter(|b| b.max_timestamp >= timestamp && b.base_offset < st.high_watermark) {
+                ranges.push((Arc::clone(&batch.file), batch.position, batch.position + u64::from(batch.len)));
+            }
+            (ranges, st.log_start)
+        };
+        for (file, start, end) in ranges {
+            let mut position = start;
+            while position < end {
+                let header = read_header(&file, position)?;
                 if header.max_timestamp >= timestamp {
-                    if let Some(found) =
-                        find_in_batch(&segment.file, position, &header, timestamp, st.log_start)?
-                    {
+                    if let Some(found) = find_in_batch(&file, position, &header, timestamp, log_start)? {
                         return Ok(Some(found));
                     }
                 }
                 position += header.total_len as u64;
-            }
-        }
-        for batch in st
-            .hot
-            .iter()
-            .filter(|b| b.max_timestamp >= timestamp && b.base_offset < st.high_watermark)
-        {
-            let header = read_header(&batch.file, batch.position)?;
-            if let Some(found) = find_in_batch(
-                &batch.file,
-                batch.position,
-                &header,
-                timestamp,
-                st.log_start,
-            )? {
-                return Ok(Some(found));
             }
         }
         Ok(None)

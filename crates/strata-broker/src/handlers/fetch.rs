@@ -17,6 +17,8 @@ use crate::{errors, Broker};
 
 /// Upper bound on a long poll, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+/// Upper bound on one response's record bytes (Kafka's broker `fetch.max.bytes`).
+const MAX_BYTES_CAP: usize = 55 * 1024 * 1024;
 
 pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
     let wait =
@@ -40,7 +42,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
 /// One pass over every requested partition: the response, the record bytes
 /// in it, and whether any partition had an error (which answers at once).
 fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResponse, usize, bool) {
-    let mut budget = usize::try_from(request.max_bytes).unwrap_or(0);
+    let mut budget = usize::try_from(request.max_bytes).unwrap_or(0).min(MAX_BYTES_CAP);
     let mut total = 0;
     let mut errored = false;
     let mut responses = Vec::with_capacity(request.topics.len());
