@@ -204,10 +204,22 @@ impl PartitionLog {
             let st = self.state();
             let mut ranges = Vec::new();
             for segment in st.sealed.iter().filter(|s| s.max_timestamp >= timestamp) {
-                ranges.push((Arc::clone(&segment.file), segment.scan_start_for_timestamp(timestamp), segment.size));
+                ranges.push((
+                    Arc::clone(&segment.file),
+                    segment.scan_start_for_timestamp(timestamp),
+                    segment.size,
+                ));
             }
-            for batch in st.hot.iter().filter(|b| b.max_timestamp >= timestamp && b.base_offset < st.high_watermark) {
-                ranges.push((Arc::clone(&batch.file), batch.position, batch.position + u64::from(batch.len)));
+            for batch in st
+                .hot
+                .iter()
+                .filter(|b| b.max_timestamp >= timestamp && b.base_offset < st.high_watermark)
+            {
+                ranges.push((
+                    Arc::clone(&batch.file),
+                    batch.position,
+                    batch.position + u64::from(batch.len),
+                ));
             }
             (ranges, st.log_start)
         };
@@ -216,7 +228,9 @@ impl PartitionLog {
             while position < end {
                 let header = read_header(&file, position)?;
                 if header.max_timestamp >= timestamp {
-                    if let Some(found) = find_in_batch(&file, position, &header, timestamp, log_start)? {
+                    if let Some(found) =
+                        find_in_batch(&file, position, &header, timestamp, log_start)?
+                    {
                         return Ok(Some(found));
                     }
                 }

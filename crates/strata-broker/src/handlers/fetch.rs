@@ -42,7 +42,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
 /// One pass over every requested partition: the response, the record bytes
 /// in it, and whether any partition had an error (which answers at once).
 fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResponse, usize, bool) {
-    let mut budget = usize::try_from(request.max_bytes).unwrap_or(0).min(MAX_BYTES_CAP);
+    let mut budget = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .min(MAX_BYTES_CAP);
     let mut total = 0;
     let mut errored = false;
     let mut responses = Vec::with_capacity(request.topics.len());

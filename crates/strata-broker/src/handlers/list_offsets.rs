@@ -18,7 +18,11 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -34,7 +38,7 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest) -> ListOffsetsR
                         .as_ref()
                         .and_then(|topic| topic.partition(p.partition_index))
                     {
-                        Some(partition) => lookup(&partition, p.timestamp, response),
+                        Some(partition) => lookup(&partition, version, p.timestamp, response),
                         None => response
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                             .with_offset(-1)
@@ -52,6 +56,7 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest) -> ListOffsetsR
 
 fn lookup(
     partition: &PartitionLog,
+    version: i16,
     timestamp: i64,
     response: ListOffsetsPartitionResponse,
 ) -> ListOffsetsPartitionResponse {
@@ -70,10 +75,15 @@ fn lookup(
         t => partition.offset_for_timestamp(t),
     };
     match found {
-        Ok(Some((offset, timestamp))) => response
-            .with_offset(offset)
-            .with_timestamp(timestamp)
-            .with_leader_epoch(strata_log::append::LEADER_EPOCH),
+        Ok(Some((offset, timestamp))) => {
+            let response = response.with_offset(offset).with_timestamp(timestamp);
+            // The field exists from v4 on; older versions must leave it unset.
+            if version >= 4 {
+                response.with_leader_epoch(strata_log::append::LEADER_EPOCH)
+            } else {
+                response
+            }
+        }
         Ok(None) => response.with_offset(-1).with_timestamp(-1),
         Err(e) => response
             .with_error_code(errors::code(&e))

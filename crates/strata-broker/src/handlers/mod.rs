@@ -56,9 +56,9 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
         RequestKind::Metadata(r) => {
             answer(ResponseKind::Metadata(metadata::handle(broker, version, r)))
         }
-        RequestKind::ListOffsets(r) => {
-            answer(ResponseKind::ListOffsets(list_offsets::handle(broker, r)))
-        }
+        RequestKind::ListOffsets(r) => answer(ResponseKind::ListOffsets(list_offsets::handle(
+            broker, version, r,
+        ))),
         RequestKind::CreateTopics(r) => {
             answer(ResponseKind::CreateTopics(admin::create_topics(broker, r)))
         }
