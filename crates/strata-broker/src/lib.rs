@@ -19,6 +19,7 @@ pub mod server;
 
 use std::sync::Arc;
 
+use strata_groups::GroupCoordinator;
 use strata_log::LogStore;
 
 /// What the broker says about itself and how it treats clients.
@@ -57,10 +58,19 @@ impl Default for BrokerOptions {
 pub struct Broker {
     pub options: BrokerOptions,
     pub store: Arc<LogStore>,
+    pub groups: Arc<GroupCoordinator>,
 }
 
 impl Broker {
-    pub fn new(options: BrokerOptions, store: Arc<LogStore>) -> Arc<Self> {
-        Arc::new(Broker { options, store })
+    pub fn new(
+        options: BrokerOptions,
+        store: Arc<LogStore>,
+        groups: Arc<GroupCoordinator>,
+    ) -> Arc<Self> {
+        Arc::new(Broker {
+            options,
+            store,
+            groups,
+        })
     }
 }

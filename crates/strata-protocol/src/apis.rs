@@ -18,6 +18,17 @@ pub const SERVED: &[ApiKey] = &[
     ApiKey::CreatePartitions,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
 
 /// The version range served for `api`, or `None` when the API is not served.
@@ -38,6 +49,6 @@ mod tests {
             let range = supported_versions(*api);
             assert!(range.is_some_and(|r| !r.is_empty()), "{api:?}");
         }
-        assert!(supported_versions(ApiKey::JoinGroup).is_none());
+        assert!(supported_versions(ApiKey::InitProducerId).is_none());
     }
 }

@@ -87,19 +87,24 @@ fn snappy_block(block: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
         .map_err(|e| BatchError::Decompress(e.to_string()))
 }
 
-/// Reads every record's offset, timestamp and key presence.
-pub fn record_infos(
+/// A record inside a decompressed batch, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// Decodes every record of a batch (headers are skipped).
+pub fn for_each_record(
     batch: &[u8],
     header: &BatchHeader,
     limit: usize,
-) -> Result<Vec<RecordInfo>, BatchError> {
+    mut visit: impl FnMut(RecordView<'_>),
+) -> Result<(), BatchError> {
     let data = decompressed_records(batch, header, limit)?;
     let mut cursor = data.as_slice();
-    // Every record takes at least 7 bytes, which bounds the count before allocating.
-    let count = usize::try_from(header.record_count)
-        .unwrap_or(0)
-        .min(data.len() / 7 + 1);
-    let mut out = Vec::with_capacity(count);
     for index in 0..header.record_count {
         let bad = || BatchError::MalformedRecord { index };
         let length = usize::try_from(varint(&mut cursor).ok_or_else(bad)?).map_err(|_| bad())?;
@@ -108,13 +113,43 @@ pub fn record_infos(
         record = record.get(1..).ok_or_else(bad)?; // attributes
         let timestamp_delta = varint(&mut record).ok_or_else(bad)?;
         let offset_delta = varint(&mut record).ok_or_else(bad)?;
-        let key_len = varint(&mut record).ok_or_else(bad)?;
-        out.push(RecordInfo {
+        let key = bytes_field(&mut record).ok_or_else(bad)?;
+        let value = bytes_field(&mut record).ok_or_else(bad)?;
+        visit(RecordView {
             offset: header.base_offset.saturating_add(offset_delta),
             timestamp: header.base_timestamp.saturating_add(timestamp_delta),
-            has_key: key_len >= 0,
+            key,
+            value,
         });
     }
+    Ok(())
+}
+
+/// Reads a varint-length-prefixed byte field; `Some(None)` for a null field.
+fn bytes_field<'a>(cursor: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+    let length = varint(cursor)?;
+    if length < 0 {
+        return Some(None);
+    }
+    let (field, rest) = cursor.split_at_checked(usize::try_from(length).ok()?)?;
+    *cursor = rest;
+    Some(Some(field))
+}
+
+/// Reads every record's offset, timestamp and key presence.
+pub fn record_infos(
+    batch: &[u8],
+    header: &BatchHeader,
+    limit: usize,
+) -> Result<Vec<RecordInfo>, BatchError> {
+    let mut out = Vec::new();
+    for_each_record(batch, header, limit, |r| {
+        out.push(RecordInfo {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            has_key: r.key.is_some(),
+        });
+    })?;
     Ok(out)
 }
 
@@ -161,6 +196,39 @@ mod tests {
         assert_eq!(
             require_keys(&b, &h, 1 << 20),
             Err(BatchError::MissingKey { index: 1 })
+        );
+    }
+
+    #[test]
+    fn record_views_carry_keys_and_values() {
+        let b = crate::builder::build_batch(&[
+            crate::builder::RecordSpec {
+                key: Some(b"key"),
+                value: Some(b"value"),
+                timestamp: 7,
+            },
+            crate::builder::RecordSpec {
+                key: None,
+                value: None,
+                timestamp: 8,
+            },
+        ]);
+        let h = BatchHeader::parse(&b).unwrap();
+        let mut seen = Vec::new();
+        for_each_record(&b, &h, 1 << 20, |r| {
+            seen.push((
+                r.offset,
+                r.key.map(<[u8]>::to_vec),
+                r.value.map(<[u8]>::to_vec),
+            ))
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (0, Some(b"key".to_vec()), Some(b"value".to_vec())),
+                (1, None, None)
+            ]
         );
     }
 

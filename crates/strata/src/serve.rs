@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use strata_broker::{Broker, BrokerOptions};
+use strata_groups::{CoordinatorOptions, GroupCoordinator};
 use strata_log::{LogStore, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -115,8 +116,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         max_request_bytes: config.max_request_bytes,
         ..BrokerOptions::default()
     };
-    let broker = Broker::new(options, Arc::clone(&store));
+    let groups_store = Arc::clone(&store);
+    let groups = tokio::task::spawn_blocking(move || {
+        GroupCoordinator::open(groups_store, CoordinatorOptions::default())
+    })
+    .await
+    .context("group coordinator task failed")?
+    .context("cannot restore committed offsets")?;
+    let broker = Broker::new(options, Arc::clone(&store), Arc::clone(&groups));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let clock = tokio::spawn(groups.run_clock(shutdown_rx.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let http = tokio::spawn(strata_broker::http::run(
         http_listener,
@@ -131,6 +140,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     let _ = kafka.await;
     let _ = http.await;
+    let _ = clock.await;
     tokio::task::spawn_blocking(move || store.shutdown())
         .await
         .context("storage shutdown failed")?;

@@ -4,8 +4,10 @@ pub mod admin;
 pub mod api_versions;
 pub mod configs;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 
 use std::sync::Arc;
@@ -51,6 +53,55 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
                 let body = fetch::handle(&broker, version, r).await;
                 encode_response(api_key, version, correlation_id, &ResponseKind::Fetch(body))
             }));
+        }
+        RequestKind::JoinGroup(r) => {
+            let broker = Arc::clone(broker);
+            return Some(Box::pin(async move {
+                let body = groups::join_group(&broker, version, r).await;
+                encode_response(
+                    api_key,
+                    version,
+                    correlation_id,
+                    &ResponseKind::JoinGroup(body),
+                )
+            }));
+        }
+        RequestKind::SyncGroup(r) => {
+            let broker = Arc::clone(broker);
+            return Some(Box::pin(async move {
+                let body = groups::sync_group(&broker, r).await;
+                encode_response(
+                    api_key,
+                    version,
+                    correlation_id,
+                    &ResponseKind::SyncGroup(body),
+                )
+            }));
+        }
+        RequestKind::FindCoordinator(r) => answer(ResponseKind::FindCoordinator(
+            groups::find_coordinator(broker, version, r),
+        )),
+        RequestKind::Heartbeat(r) => answer(ResponseKind::Heartbeat(groups::heartbeat(broker, r))),
+        RequestKind::LeaveGroup(r) => answer(ResponseKind::LeaveGroup(groups::leave_group(
+            broker, version, r,
+        ))),
+        RequestKind::ListGroups(r) => {
+            answer(ResponseKind::ListGroups(groups::list_groups(broker, r)))
+        }
+        RequestKind::DescribeGroups(r) => answer(ResponseKind::DescribeGroups(
+            groups::describe_groups(broker, r),
+        )),
+        RequestKind::DeleteGroups(r) => answer(ResponseKind::DeleteGroups(
+            groups::delete_groups(broker, r).await,
+        )),
+        RequestKind::OffsetCommit(r) => {
+            answer(ResponseKind::OffsetCommit(offsets::commit(broker, r).await))
+        }
+        RequestKind::OffsetFetch(r) => answer(ResponseKind::OffsetFetch(offsets::fetch(
+            broker, version, r,
+        ))),
+        RequestKind::OffsetDelete(r) => {
+            answer(ResponseKind::OffsetDelete(offsets::delete(broker, r).await))
         }
         RequestKind::ApiVersions(_) => answer(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => {
