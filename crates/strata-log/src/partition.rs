@@ -47,9 +47,10 @@ pub struct PartitionState {
 }
 
 impl PartitionState {
-    /// Offset one past the last sealed batch.
+    /// Offset below which no batch needs sealing: one past the last sealed
+    /// batch, or the log start when records below it were deleted.
     pub fn sealed_end(&self) -> i64 {
-        self.sealed.last().map_or(self.log_start, |s| s.end_offset)
+        self.sealed.last().map_or(self.log_start, |s| s.end_offset.max(self.log_start))
     }
 
     /// Notes a durable batch's timestamp for ListOffsets' max-timestamp query.

@@ -181,7 +181,9 @@ fn replay_entry(
         return false;
     };
     let mut st = partition.state_mut();
-    if header.base_offset < st.next_offset {
+    // Already sealed, or deleted by DeleteRecords. A batch that straddles
+    // the log start is kept: its later records are live.
+    if header.last_offset() < st.next_offset {
         return false;
     }
     st.hot.push_back(HotBatch {

@@ -103,7 +103,15 @@ fn seal_batch(
     };
     let segment_bytes = registry.segment_bytes(partition.topic);
     let mut st = partition.state_mut();
-    if st.deleted || header.base_offset < st.sealed_end() {
+    if st.deleted {
+        return Ok(false);
+    }
+    if header.last_offset() < st.sealed_end() {
+        // Already sealed, or wholly below the log start: nothing to keep.
+        let floor = st.sealed_end();
+        while st.hot.front().is_some_and(|h| h.last_offset < floor) {
+            st.hot.pop_front();
+        }
         return Ok(false);
     }
     let roll = st.sealed.last().is_none_or(|s| s.size >= segment_bytes);

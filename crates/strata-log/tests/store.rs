@@ -175,3 +175,48 @@ fn damaged_wal_entry_is_skipped_and_the_rest_served() {
     assert_eq!(header.record_count, 1);
     store.shutdown();
 }
+
+#[test]
+fn delete_records_inside_a_batch_survives_restart_and_sealing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::new(dir.path().to_path_buf());
+    options.wal_segment_bytes = 4096;
+    let rt = runtime();
+    {
+        let (store, _) = LogStore::open(&options).unwrap();
+        let topic = store.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let partition = topic.partition(0).unwrap();
+        let specs: Vec<RecordSpec<'_>> = (0..10)
+            .map(|i| RecordSpec {
+                key: Some(b"k"),
+                value: Some(b"v"),
+                timestamp: i,
+            })
+            .collect();
+        let pending = PendingBatch {
+            partition: Arc::clone(&partition),
+            batch: Bytes::from(build_batch(&specs)),
+            log_append_time: false,
+        };
+        assert_eq!(rt.block_on(store.append(vec![pending]))[0].as_ref().unwrap().base_offset, 0);
+        assert_eq!(store.delete_records(&partition, 4).unwrap(), 4);
+        store.shutdown();
+    }
+    for round in 0..2 {
+        let (store, _) = LogStore::open(&options).unwrap();
+        let partition = store.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(partition.bounds(), (4, 10 + 60 * round));
+        // The batch straddling the log start is still served from offset 4.
+        let read = partition.read(4, 1 << 20).unwrap();
+        assert!(!read.records.is_empty());
+        // Roll the WAL so the sealer runs over the straddling batch.
+        rt.block_on(produce(&store, "t", &["x"; 60]));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        store.shutdown();
+    }
+    let (store, _) = LogStore::open(&options).unwrap();
+    let partition = store.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(partition.bounds(), (4, 130));
+    assert!(!partition.read(4, 1 << 20).unwrap().records.is_empty());
+    store.shutdown();
+}
