@@ -1,0 +1,187 @@
+"""Consumer groups with real clients: shared partitions, rebalances on
+failure, cooperative and static membership, committed offsets surviving a
+broker kill -9."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+import helpers
+
+HERE = Path(__file__).resolve().parent
+PARTITIONS = 6
+
+
+class Member:
+    """A group member process and the events it reported."""
+
+    def __init__(self, bootstrap, topic, group, strategy="range", instance=None, seconds=60):
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "group_member.py"), bootstrap, topic, group, strategy,
+             instance or "-", str(seconds)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.events: list[dict] = []
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.lock:
+                self.events.append(json.loads(line))
+
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return list(self.events)
+
+    def assignment(self, cooperative=False) -> set[int]:
+        owned: set[int] = set()
+        for e in self.snapshot():
+            if e["event"] == "assign":
+                owned = owned | set(e["partitions"]) if cooperative else set(e["partitions"])
+            elif e["event"] == "revoke":
+                owned = owned - set(e["partitions"]) if cooperative else set()
+        return owned
+
+    def messages(self) -> list[tuple[int, int, str]]:
+        return [(e["partition"], e["offset"], e["value"]) for e in self.snapshot() if e["event"] == "msg"]
+
+    def rebalances(self) -> int:
+        return sum(1 for e in self.snapshot() if e["event"] in ("assign", "revoke"))
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def stable_split(members, cooperative=False):
+    sets = [m.assignment(cooperative) for m in members]
+    union = set().union(*sets)
+    disjoint = sum(len(s) for s in sets) == len(union)
+    return disjoint and union == set(range(PARTITIONS)) and all(sets)
+
+
+def produce(bootstrap, topic, count, tag):
+    producer = Producer(helpers.producer_config(bootstrap))
+    msgs = [(b"k%d" % i, f"{tag}-{i}".encode()) for i in range(count)]
+    acked = helpers.produce_all(producer, topic, msgs)
+    assert not [d for d in acked if d.error]
+    return {d.value.decode() for d in acked}
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+@pytest.mark.timeout(120)
+def test_three_members_share_partitions_and_take_over_a_killed_one(broker, strategy):
+    topic, group = f"shared-{strategy}", f"g-{strategy}"
+    cooperative = strategy == "cooperative-sticky"
+    helpers.create_topic(broker.bootstrap, topic, PARTITIONS)
+    members = [Member(broker.bootstrap, topic, group, strategy) for _ in range(3)]
+    try:
+        wait_until(lambda: stable_split(members, cooperative), 45, "three disjoint assignments covering 6 partitions")
+        first = produce(broker.bootstrap, topic, 600, "first")
+        wait_until(lambda: {m[2] for x in members for m in x.messages()} >= first, 30, "first 600 consumed")
+        seen = [m for x in members for m in x.messages()]
+        assert len(seen) == len(set(seen)) == 600, "each message consumed exactly once by a stable group"
+
+        victim = members.pop(0)
+        victim_partitions = victim.assignment(cooperative)
+        victim.kill()  # no LeaveGroup: the session timeout must notice
+        second = produce(broker.bootstrap, topic, 600, "second")
+        # Session timeout (6 s) plus a rebalance: the survivors take over everything.
+        wait_until(lambda: stable_split(members, cooperative), 30, "survivors to own all 6 partitions")
+        assert victim_partitions <= members[0].assignment(cooperative) | members[1].assignment(cooperative)
+        wait_until(lambda: {m[2] for x in members for m in x.messages()} >= second, 30,
+                   "every message produced after the kill consumed by the survivors")
+    finally:
+        for m in members:
+            m.stop()
+
+
+@pytest.mark.timeout(120)
+def test_static_member_restart_does_not_rebalance(broker):
+    topic, group = "static", "g-static"
+    helpers.create_topic(broker.bootstrap, topic, PARTITIONS)
+    a = Member(broker.bootstrap, topic, group, instance="member-a")
+    b = Member(broker.bootstrap, topic, group, instance="member-b")
+    try:
+        wait_until(lambda: stable_split([a, b]), 45, "two static members to split the partitions")
+        time.sleep(2)
+        a_events, b_partitions = a.rebalances(), b.assignment()
+        b.kill()  # a static member's crash: no LeaveGroup
+        b = Member(broker.bootstrap, topic, group, instance="member-b")
+        wait_until(lambda: b.assignment() == b_partitions, 5, "the restarted member to get its partitions back")
+        time.sleep(2)
+        assert a.rebalances() == a_events, "the other member saw a rebalance"
+        values = produce(broker.bootstrap, topic, 120, "static")
+        wait_until(lambda: {m[2] for x in (a, b) for m in x.messages()} >= values, 30, "all consumed")
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.mark.timeout(120)
+def test_committed_offsets_survive_broker_kill9(broker):
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    topic, group = "commits", "g-commits"
+    helpers.create_topic(broker.bootstrap, topic, 3)
+    produce(broker.bootstrap, topic, 90, "c")
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=10000)
+    consumed = 0
+    for _ in consumer:
+        consumed += 1
+        if consumed == 90:
+            break
+    assert consumed == 90
+    wanted = {
+        TopicPartition(topic, p): OffsetAndMetadata(10 + p, f"meta-{p} ✓", -1) for p in range(3)
+    }
+    consumer.commit(wanted)
+    consumer.close()
+
+    broker.kill9()
+    broker.start()
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        got = admin.list_group_offsets({group: None, "g-absent": None})
+        assert got["g-absent"] == {}
+        got = got[group]
+    finally:
+        admin.close()
+    assert {tp: (om.offset, om.metadata) for tp, om in got.items()} == {
+        tp: (om.offset, om.metadata) for tp, om in wanted.items()
+    }
+    # A member of the group resumes from the committed offsets.
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
+                             enable_auto_commit=False, consumer_timeout_ms=5000)
+    resumed = list(consumer)
+    consumer.close()
+    assert len(resumed) == 90 - (10 + 11 + 12)
+    assert min(r.offset for r in resumed if r.partition == 2) == 12
