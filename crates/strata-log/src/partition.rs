@@ -50,7 +50,9 @@ impl PartitionState {
     /// Offset below which no batch needs sealing: one past the last sealed
     /// batch, or the log start when records below it were deleted.
     pub fn sealed_end(&self) -> i64 {
-        self.sealed.last().map_or(self.log_start, |s| s.end_offset.max(self.log_start))
+        self.sealed
+            .last()
+            .map_or(self.log_start, |s| s.end_offset.max(self.log_start))
     }
 
     /// Notes a durable batch's timestamp for ListOffsets' max-timestamp query.

@@ -198,7 +198,13 @@ fn delete_records_inside_a_batch_survives_restart_and_sealing() {
             batch: Bytes::from(build_batch(&specs)),
             log_append_time: false,
         };
-        assert_eq!(rt.block_on(store.append(vec![pending]))[0].as_ref().unwrap().base_offset, 0);
+        assert_eq!(
+            rt.block_on(store.append(vec![pending]))[0]
+                .as_ref()
+                .unwrap()
+                .base_offset,
+            0
+        );
         assert_eq!(store.delete_records(&partition, 4).unwrap(), 4);
         store.shutdown();
     }

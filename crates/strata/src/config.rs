@@ -44,6 +44,14 @@ pub struct ServeArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// How long a rebalance of an empty group waits for more members
+    /// (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Offsets of a group without members expire this long after their
+    /// last commit (Kafka's offsets.retention.minutes).
+    #[arg(long, env = "STRATA_OFFSETS_RETENTION_MINUTES")]
+    pub offsets_retention_minutes: Option<u64>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -62,6 +70,8 @@ pub struct Config {
     pub wal_segment_bytes: u64,
     pub max_request_bytes: usize,
     pub log_format: String,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub offsets_retention_minutes: u64,
 }
 
 impl Default for Config {
@@ -76,6 +86,8 @@ impl Default for Config {
             wal_segment_bytes: 64 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
             log_format: "text".to_string(),
+            group_initial_rebalance_delay_ms: 0,
+            offsets_retention_minutes: 7 * 24 * 60,
         }
     }
 }
@@ -130,6 +142,8 @@ impl Config {
         take!(wal_segment_bytes);
         take!(max_request_bytes);
         take!(log_format);
+        take!(group_initial_rebalance_delay_ms);
+        take!(offsets_retention_minutes);
         if args.advertised_listener.is_some() {
             config
                 .advertised_listener
@@ -169,6 +183,9 @@ impl Config {
                 "max_request_bytes: must be at least 1024, got {}",
                 self.max_request_bytes
             );
+        }
+        if self.offsets_retention_minutes == 0 {
+            bail!("offsets_retention_minutes: must be at least 1");
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!(

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use strata_broker::{Broker, BrokerOptions};
@@ -117,12 +118,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ..BrokerOptions::default()
     };
     let groups_store = Arc::clone(&store);
-    let groups = tokio::task::spawn_blocking(move || {
-        GroupCoordinator::open(groups_store, CoordinatorOptions::default())
-    })
-    .await
-    .context("group coordinator task failed")?
-    .context("cannot restore committed offsets")?;
+    let group_options = CoordinatorOptions {
+        initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+        offsets_retention: Duration::from_secs(config.offsets_retention_minutes.saturating_mul(60)),
+        ..CoordinatorOptions::default()
+    };
+    let groups =
+        tokio::task::spawn_blocking(move || GroupCoordinator::open(groups_store, group_options))
+            .await
+            .context("group coordinator task failed")?
+            .context("cannot restore committed offsets")?;
     let broker = Broker::new(options, Arc::clone(&store), Arc::clone(&groups));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let clock = tokio::spawn(groups.run_clock(shutdown_rx.clone()));
