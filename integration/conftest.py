@@ -20,7 +20,8 @@ import pytest
 import helpers
 
 REPO = Path(__file__).resolve().parent.parent
-BINARY = Path(os.environ.get("STRATA_BIN", REPO / "target" / "release" / "strata"))
+BINARY = Path(os.environ.get(
+    "STRATA_BIN", Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "strata"))
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0

@@ -14,6 +14,8 @@ pub fn code_for(error: &LogError) -> ResponseError {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Corrupt(_) => ResponseError::CorruptMessage,
         LogError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        LogError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
         LogError::Io { .. }
         | LogError::Wal(_)
         | LogError::Metadata { .. }

@@ -168,6 +168,9 @@ fn responses(broker: &Arc<Broker>, api: ApiKey, version: i16) -> Vec<ResponseKin
                     .with_groups(vec![GroupId(StrBytes::from_static_str("g"))]),
             ),
         )],
+        ApiKey::InitProducerId => vec![ResponseKind::InitProducerId(
+            handlers::producer_id::handle(broker, InitProducerIdRequest::default()),
+        )],
         _ => Vec::new(),
     }
 }

@@ -19,6 +19,7 @@ use tracing::{error, warn};
 
 use crate::entry;
 use crate::partition::{HotBatch, PartitionLog};
+use crate::producer::Decision;
 use crate::LogError;
 
 /// The leader epoch of every partition: one broker, never a new leader.
@@ -117,7 +118,8 @@ impl Appender {
                     continue;
                 }
                 match place(buf, pending, now) {
-                    Ok(p) => placed.push(Placed { request, slot, ..p }),
+                    Ok(Placement::Placed(p)) => placed.push(Placed { request, slot, ..p }),
+                    Ok(Placement::Duplicate(appended)) => results[request][slot] = Ok(appended),
                     Err(e) => results[request][slot] = Err(e),
                 }
             }
@@ -176,6 +178,8 @@ impl Appender {
         for p in placed {
             let mut st = p.partition.state_mut();
             st.next_offset = st.high_watermark;
+            let undone_from = st.high_watermark;
+            st.producers.forget_from(undone_from);
         }
         if let Err(e) = self.wal.truncate_to(start) {
             error!(error = %e, "WAL cannot be cut back after a failed write; refusing writes until restart");
@@ -198,8 +202,16 @@ impl Appender {
     }
 }
 
-/// Assigns offsets to a batch and frames it into the group buffer.
-fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placed, LogError> {
+/// What placing a batch did.
+enum Placement {
+    Placed(Placed),
+    /// An idempotent producer's retry of a batch already written.
+    Duplicate(Appended),
+}
+
+/// Checks an idempotent producer's sequence, assigns offsets to a batch
+/// and frames it into the group buffer.
+fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placement, LogError> {
     let partition = pending.partition;
     let mut header =
         BatchHeader::parse(&pending.batch).map_err(|e| LogError::Corrupt(e.to_string()))?;
@@ -208,8 +220,38 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placed, L
         if st.deleted {
             return Err(LogError::UnknownTopicOrPartition);
         }
+        let (id, epoch, seq) = (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+        );
+        match st.producers.check(id, epoch, seq, header.record_count) {
+            Decision::Append => {}
+            Decision::Duplicate(base_offset) => {
+                return Ok(Placement::Duplicate(Appended {
+                    base_offset,
+                    log_append_time_ms: -1,
+                    log_start: st.log_start,
+                }));
+            }
+            Decision::OutOfOrder => {
+                return Err(LogError::OutOfOrderSequence {
+                    producer_id: id,
+                    sequence: seq,
+                });
+            }
+            Decision::Fenced => {
+                return Err(LogError::ProducerFenced {
+                    producer_id: id,
+                    epoch,
+                })
+            }
+        }
         let base = st.next_offset;
         st.next_offset += header.offset_count();
+        let last = base + i64::from(header.last_offset_delta);
+        st.producers
+            .record(id, epoch, seq, header.record_count, base, last);
         base
     };
     let open = begin_entry(buf);
@@ -229,19 +271,21 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placed, L
         header.max_timestamp = now;
     }
     if finish_entry(buf, open).is_none() {
-        partition.state_mut().next_offset -= header.offset_count();
+        let mut st = partition.state_mut();
+        st.next_offset -= header.offset_count();
+        st.producers.forget_from(base);
         return Err(LogError::Corrupt(
             "batch exceeds the WAL entry limit".to_string(),
         ));
     }
-    Ok(Placed {
+    Ok(Placement::Placed(Placed {
         request: 0,
         slot: 0,
         partition,
         header,
         at,
         log_append_time_ms,
-    })
+    }))
 }
 
 pub(crate) fn now_ms() -> i64 {

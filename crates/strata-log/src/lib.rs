@@ -5,6 +5,7 @@
 //! - [`seal`]: moves rolled WAL segments into per-partition sealed segments.
 //! - [`sealed`]: the sealed segment file and its sparse offset index.
 //! - [`partition`]: one partition's state and reads joining sealed and hot data.
+//! - [`producer`]: idempotent producer state (sequence checks, snapshots).
 //! - [`recovery`]: startup replay of sealed segments and the WAL.
 //! - [`store`]: the data dir, the threads, and topic administration.
 //! - [`registry`], [`topic`], [`config`], [`entry`]: topics, their ids and
@@ -18,6 +19,8 @@ pub mod append;
 pub mod config;
 pub mod entry;
 pub mod partition;
+pub mod producer;
+pub mod producer_snapshot;
 pub mod recovery;
 pub mod registry;
 pub mod seal;
@@ -70,4 +73,8 @@ pub enum LogError {
     StorageUnavailable,
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error("batch sequence {sequence} of producer {producer_id} does not follow its last batch")]
+    OutOfOrderSequence { producer_id: i64, sequence: i32 },
+    #[error("producer {producer_id} epoch {epoch} is older than its current epoch")]
+    ProducerFenced { producer_id: i64, epoch: i16 },
 }

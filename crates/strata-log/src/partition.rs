@@ -44,6 +44,11 @@ pub struct PartitionState {
     pub max_timestamp: i64,
     pub max_timestamp_offset: i64,
     pub deleted: bool,
+    /// Idempotent producers' recent batches.
+    pub producers: crate::producer::ProducerStates,
+    /// Batches below this offset are already reflected in `producers`
+    /// (from the snapshot loaded at startup).
+    pub producer_snapshot_offset: i64,
 }
 
 impl PartitionState {

@@ -83,6 +83,10 @@ pub(crate) fn open_partition(
     let end = state.sealed_end().max(log_start);
     state.next_offset = end;
     state.high_watermark = end;
+    if let Some(snapshot) = crate::producer_snapshot::load(&dir) {
+        state.producers = snapshot.producers;
+        state.producer_snapshot_offset = snapshot.offset;
+    }
     Ok(PartitionLog::new(topic, index, dir, state))
 }
 
@@ -198,5 +202,20 @@ fn replay_entry(
     st.next_offset = header.last_offset() + 1;
     st.high_watermark = st.next_offset;
     st.note_timestamp(&header);
+    if header.base_offset >= st.producer_snapshot_offset {
+        let (id, epoch, seq) = (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+        );
+        st.producers.record(
+            id,
+            epoch,
+            seq,
+            header.record_count,
+            header.base_offset,
+            header.last_offset(),
+        );
+    }
     true
 }

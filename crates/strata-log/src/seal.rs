@@ -68,9 +68,15 @@ impl Sealer {
             }
         }
         for partition in touched.values() {
-            let st = partition.state();
-            if let Some(active) = st.sealed.last() {
-                active.sync()?;
+            let snapshot = {
+                let st = partition.state();
+                if let Some(active) = st.sealed.last() {
+                    active.sync()?;
+                }
+                crate::producer_snapshot::capture(&st)
+            };
+            if !snapshot.producers.producers.is_empty() {
+                crate::producer_snapshot::save(&partition.dir, &snapshot)?;
             }
         }
         std::fs::remove_file(&path).map_err(|source| LogError::Io {

@@ -226,3 +226,91 @@ fn delete_records_inside_a_batch_survives_restart_and_sealing() {
     assert!(!partition.read(4, 1 << 20).unwrap().records.is_empty());
     store.shutdown();
 }
+
+#[test]
+fn producer_ids_are_never_reused_and_retries_are_deduplicated_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::new(dir.path().to_path_buf());
+    options.wal_segment_bytes = 4096;
+    let rt = runtime();
+    let idempotent = |seq: i32, pid: i64| {
+        let mut b = build_batch(&[RecordSpec {
+            key: Some(b"k"),
+            value: Some(b"idempotent-value"),
+            timestamp: 1,
+        }]);
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(b)
+    };
+    let pid;
+    {
+        let (store, _) = LogStore::open(&options).unwrap();
+        pid = store.allocate_producer_id().unwrap();
+        let partition = store
+            .create_topic("t", 1, BTreeMap::new(), false)
+            .unwrap()
+            .partition(0)
+            .unwrap();
+        for seq in 0..100 {
+            let pending = PendingBatch {
+                partition: Arc::clone(&partition),
+                batch: idempotent(seq, pid),
+                log_append_time: false,
+            };
+            assert_eq!(
+                rt.block_on(store.append(vec![pending]))[0]
+                    .as_ref()
+                    .unwrap()
+                    .base_offset,
+                i64::from(seq)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        store.shutdown();
+    }
+    let (store, _) = LogStore::open(&options).unwrap();
+    assert!(store.allocate_producer_id().unwrap() > pid);
+    let partition = store.topic("t").unwrap().partition(0).unwrap();
+    // The last batches are retried after the restart: acknowledged at their offsets, not written again.
+    for seq in 95..100 {
+        let pending = PendingBatch {
+            partition: Arc::clone(&partition),
+            batch: idempotent(seq, pid),
+            log_append_time: false,
+        };
+        assert_eq!(
+            rt.block_on(store.append(vec![pending]))[0]
+                .as_ref()
+                .unwrap()
+                .base_offset,
+            i64::from(seq)
+        );
+    }
+    assert_eq!(partition.bounds().1, 100);
+    let gap = PendingBatch {
+        partition: Arc::clone(&partition),
+        batch: idempotent(105, pid),
+        log_append_time: false,
+    };
+    assert!(matches!(
+        rt.block_on(store.append(vec![gap]))[0],
+        Err(strata_log::LogError::OutOfOrderSequence { .. })
+    ));
+    let next = PendingBatch {
+        partition: Arc::clone(&partition),
+        batch: idempotent(100, pid),
+        log_append_time: false,
+    };
+    assert_eq!(
+        rt.block_on(store.append(vec![next]))[0]
+            .as_ref()
+            .unwrap()
+            .base_offset,
+        100
+    );
+    store.shutdown();
+}

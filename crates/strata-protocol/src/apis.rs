@@ -29,6 +29,7 @@ pub const SERVED: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::InitProducerId,
 ];
 
 /// The version range served for `api`, or `None` when the API is not served.
@@ -49,6 +50,6 @@ mod tests {
             let range = supported_versions(*api);
             assert!(range.is_some_and(|r| !r.is_empty()), "{api:?}");
         }
-        assert!(supported_versions(ApiKey::InitProducerId).is_none());
+        assert!(supported_versions(ApiKey::EndTxn).is_none());
     }
 }

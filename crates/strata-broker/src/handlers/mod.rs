@@ -9,6 +9,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod producer_id;
 
 use std::sync::Arc;
 
@@ -102,6 +103,9 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
         ))),
         RequestKind::OffsetDelete(r) => {
             answer(ResponseKind::OffsetDelete(offsets::delete(broker, r).await))
+        }
+        RequestKind::InitProducerId(r) => {
+            answer(ResponseKind::InitProducerId(producer_id::handle(broker, r)))
         }
         RequestKind::ApiVersions(_) => answer(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => {

@@ -1,0 +1,56 @@
+//! The producer-state snapshot of a partition, `producers.json` in its
+//! directory, written (atomically) when a WAL segment is sealed, before that
+//! WAL segment is deleted.
+//!
+//! It holds every durable batch's producer state below `offset` (the high
+//! watermark when it was taken); recovery loads it and replays the WAL's
+//! batches at or above `offset` on top.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::partition::PartitionState;
+use crate::producer::ProducerStates;
+use crate::LogError;
+
+const FILE: &str = "producers.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProducerSnapshot {
+    pub offset: i64,
+    pub producers: ProducerStates,
+}
+
+/// The durable part of a partition's producer state.
+pub fn capture(state: &PartitionState) -> ProducerSnapshot {
+    let mut producers = state.producers.clone();
+    // Batches at or above the high watermark are not durable yet.
+    producers.forget_from(state.high_watermark);
+    ProducerSnapshot {
+        offset: state.high_watermark,
+        producers,
+    }
+}
+
+pub fn save(dir: &Path, snapshot: &ProducerSnapshot) -> Result<(), LogError> {
+    let bytes = serde_json::to_vec(snapshot).map_err(|e| LogError::Metadata {
+        path: dir.join(FILE),
+        reason: e.to_string(),
+    })?;
+    crate::topic::write_atomically(dir, FILE, &bytes)
+}
+
+/// The snapshot in `dir`; an unreadable one is ignored (and logged): the
+/// producers then restart their sequences, which they do on OUT_OF_ORDER.
+pub fn load(dir: &Path) -> Option<ProducerSnapshot> {
+    let path = dir.join(FILE);
+    let bytes = std::fs::read(&path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(snapshot) => Some(snapshot),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "unreadable producer snapshot; ignored");
+            None
+        }
+    }
+}
