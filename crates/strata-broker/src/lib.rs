@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use strata_groups::GroupCoordinator;
 use strata_log::LogStore;
+use strata_txn::TransactionCoordinator;
 
 /// What the broker says about itself and how it treats clients.
 #[derive(Debug, Clone)]
@@ -59,6 +60,7 @@ pub struct Broker {
     pub options: BrokerOptions,
     pub store: Arc<LogStore>,
     pub groups: Arc<GroupCoordinator>,
+    pub txns: Arc<TransactionCoordinator>,
 }
 
 impl Broker {
@@ -66,11 +68,13 @@ impl Broker {
         options: BrokerOptions,
         store: Arc<LogStore>,
         groups: Arc<GroupCoordinator>,
+        txns: Arc<TransactionCoordinator>,
     ) -> Arc<Self> {
         Arc::new(Broker {
             options,
             store,
             groups,
+            txns,
         })
     }
 }

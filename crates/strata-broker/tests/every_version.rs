@@ -35,10 +35,12 @@ async fn broker_with_data(dir: &std::path::Path) -> Arc<Broker> {
     assert!(store.append(vec![pending]).await[0].is_ok());
     let groups =
         strata_groups::GroupCoordinator::open(Arc::clone(&store), Default::default()).unwrap();
-    Broker::new(BrokerOptions::default(), store, groups)
+    let txns =
+        strata_txn::TransactionCoordinator::open(Arc::clone(&store), Arc::clone(&groups)).unwrap();
+    Broker::new(BrokerOptions::default(), store, groups, txns)
 }
 
-fn responses(broker: &Arc<Broker>, api: ApiKey, version: i16) -> Vec<ResponseKind> {
+async fn responses(broker: &Arc<Broker>, api: ApiKey, version: i16) -> Vec<ResponseKind> {
     match api {
         ApiKey::ApiVersions => vec![ResponseKind::ApiVersions(handlers::api_versions::handle())],
         ApiKey::Metadata => {
@@ -169,8 +171,32 @@ fn responses(broker: &Arc<Broker>, api: ApiKey, version: i16) -> Vec<ResponseKin
             ),
         )],
         ApiKey::InitProducerId => vec![ResponseKind::InitProducerId(
-            handlers::producer_id::handle(broker, InitProducerIdRequest::default()),
+            handlers::producer_id::handle(broker, InitProducerIdRequest::default()).await,
         )],
+        ApiKey::EndTxn => vec![ResponseKind::EndTxn(
+            handlers::txn::end(
+                broker,
+                EndTxnRequest::default()
+                    .with_transactional_id(TransactionalId(StrBytes::from_static_str("x"))),
+            )
+            .await,
+        )],
+        ApiKey::AddPartitionsToTxn => {
+            let topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![0]);
+            let request = if version <= 3 {
+                AddPartitionsToTxnRequest::default().with_v3_and_below_topics(vec![topic])
+            } else {
+                AddPartitionsToTxnRequest::default().with_transactions(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                        .with_topics(vec![topic]),
+                ])
+            };
+            vec![ResponseKind::AddPartitionsToTxn(
+                handlers::txn::add_partitions(broker, version, request).await,
+            )]
+        }
         _ => Vec::new(),
     }
 }
@@ -183,7 +209,7 @@ async fn every_answer_encodes_at_every_version() {
     for api in apis::SERVED {
         let range = apis::supported_versions(*api).unwrap();
         for version in range.min..=range.max {
-            for response in responses(&broker, *api, version) {
+            for response in responses(&broker, *api, version).await {
                 assert!(
                     encode_response(*api, version, 7, &response).is_some(),
                     "{api:?} v{version} cannot be encoded"

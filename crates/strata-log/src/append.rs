@@ -220,12 +220,7 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placement
         if st.deleted {
             return Err(LogError::UnknownTopicOrPartition);
         }
-        let (id, epoch, seq) = (
-            header.producer_id,
-            header.producer_epoch,
-            header.base_sequence,
-        );
-        match st.producers.check(id, epoch, seq, header.record_count) {
+        match st.producers.decide(&header) {
             Decision::Append => {}
             Decision::Duplicate(base_offset) => {
                 return Ok(Placement::Duplicate(Appended {
@@ -236,22 +231,20 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placement
             }
             Decision::OutOfOrder => {
                 return Err(LogError::OutOfOrderSequence {
-                    producer_id: id,
-                    sequence: seq,
+                    producer_id: header.producer_id,
+                    sequence: header.base_sequence,
                 });
             }
             Decision::Fenced => {
                 return Err(LogError::ProducerFenced {
-                    producer_id: id,
-                    epoch,
+                    producer_id: header.producer_id,
+                    epoch: header.producer_epoch,
                 })
             }
         }
         let base = st.next_offset;
         st.next_offset += header.offset_count();
-        let last = base + i64::from(header.last_offset_delta);
-        st.producers
-            .record(id, epoch, seq, header.record_count, base, last);
+        st.producers.apply(&header, &pending.batch, base);
         base
     };
     let open = begin_entry(buf);

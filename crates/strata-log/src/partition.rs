@@ -84,6 +84,18 @@ pub struct ReadResult {
     pub records: Bytes,
     pub high_watermark: i64,
     pub log_start: i64,
+    pub last_stable_offset: i64,
+    /// For read_committed: aborted transactions overlapping the records.
+    pub aborted: Vec<crate::producer::AbortedTxn>,
+}
+
+/// Which records a read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Up to the high watermark.
+    ReadUncommitted,
+    /// Up to the last stable offset (no open transaction's records).
+    ReadCommitted,
 }
 
 /// One contiguous piece of a read.
@@ -123,10 +135,30 @@ impl PartitionLog {
         (st.log_start, st.high_watermark)
     }
 
+    /// `(log start, high watermark, last stable offset)`.
+    pub fn stable_bounds(&self) -> (i64, i64, i64) {
+        let st = self.state();
+        (
+            st.log_start,
+            st.high_watermark,
+            st.producers.last_stable_offset(st.high_watermark),
+        )
+    }
+
     /// Reads whole batches from `offset`, about `max_bytes` of them (at least
     /// one batch, even a larger one, so a consumer always progresses).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let (pieces, high_watermark, log_start) = {
+        self.read_isolated(offset, max_bytes, Isolation::ReadUncommitted)
+    }
+
+    /// [`Self::read`], limited to what `isolation` may see.
+    pub fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult, LogError> {
+        let (pieces, high_watermark, log_start, last_stable_offset, limit, aborted) = {
             let st = self.state();
             if offset < st.log_start || offset > st.high_watermark {
                 return Err(LogError::OffsetOutOfRange {
@@ -135,11 +167,17 @@ impl PartitionLog {
                     high_watermark: st.high_watermark,
                 });
             }
-            (
-                self.plan_read(&st, offset, max_bytes as u64)?,
-                st.high_watermark,
-                st.log_start,
-            )
+            let lso = st.producers.last_stable_offset(st.high_watermark);
+            let (limit, aborted) = match isolation {
+                Isolation::ReadUncommitted => (st.high_watermark, Vec::new()),
+                Isolation::ReadCommitted => (lso, st.producers.aborted_between(offset, lso)),
+            };
+            let pieces = if offset < limit {
+                self.plan_read(&st, offset, max_bytes as u64)?
+            } else {
+                Vec::new()
+            };
+            (pieces, st.high_watermark, st.log_start, lso, limit, aborted)
         };
         let mut out = BytesMut::new();
         for piece in pieces {
@@ -151,10 +189,14 @@ impl PartitionLog {
                 break;
             }
         }
+        let keep = batches_below(&out, limit);
+        out.truncate(keep);
         Ok(ReadResult {
             records: out.freeze(),
             high_watermark,
             log_start,
+            last_stable_offset,
+            aborted,
         })
     }
 
@@ -327,6 +369,18 @@ fn read_range(file: &File, position: u64, len: u64) -> Result<Vec<u8>, LogError>
     ];
     read_exact_at(file, &mut buf, position).map_err(io_error)?;
     Ok(buf)
+}
+
+/// Length of the complete batches at the start of `buf` that start below `limit`.
+fn batches_below(buf: &[u8], limit: i64) -> usize {
+    let mut at = 0;
+    while let Some(header) = buf.get(at..).and_then(header_only) {
+        if header.base_offset >= limit || at + header.total_len > buf.len() {
+            break;
+        }
+        at += header.total_len;
+    }
+    at
 }
 
 /// Length of the complete batches at the start of `buf`.

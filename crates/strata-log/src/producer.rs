@@ -6,9 +6,10 @@
 //! them in WAL order. The state is snapshotted when a WAL segment is sealed
 //! and rebuilt at startup from that snapshot plus the WAL.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
+use strata_protocol::batch::BatchHeader;
 
 /// How many recent batches per producer are remembered for duplicates (Kafka keeps 5,
 /// matching `max.in.flight.requests.per.connection`).
@@ -44,10 +45,27 @@ pub enum Decision {
     Fenced,
 }
 
+/// A transaction that was aborted, for read_committed fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// Offset of the abort marker.
+    pub last_offset: i64,
+}
+
+/// Aborted transactions remembered per partition (oldest forgotten first).
+pub const MAX_ABORTED: usize = 100_000;
+
 /// The producers of one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerStates {
     pub producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: producer id → offset of its first batch.
+    #[serde(default)]
+    pub open: BTreeMap<i64, i64>,
+    #[serde(default)]
+    pub aborted: VecDeque<AbortedTxn>,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -151,6 +169,102 @@ impl ProducerStates {
             entry.batches.retain(|b| b.base_offset < offset);
         }
         self.producers.retain(|_, e| !e.batches.is_empty());
+        self.open.retain(|_, first| *first < offset);
+        self.aborted.retain(|a| a.last_offset < offset);
+    }
+
+    /// Checks a transaction marker: its epoch may not be older than the producer's.
+    pub fn check_marker(&self, id: i64, epoch: i16) -> Decision {
+        match self.producers.get(&id) {
+            Some(entry) if epoch < entry.epoch => Decision::Fenced,
+            _ => Decision::Append,
+        }
+    }
+
+    /// Notes a transactional data batch at `base_offset`.
+    pub fn note_transactional(&mut self, id: i64, base_offset: i64) {
+        self.open.entry(id).or_insert(base_offset);
+    }
+
+    /// Records a transaction marker at `offset`: the transaction closes, an
+    /// abort is remembered, and a newer epoch resets the producer's sequences.
+    pub fn record_marker(&mut self, id: i64, epoch: i16, commit: bool, offset: i64) {
+        let entry = self.producers.entry(id).or_insert_with(|| ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            last_offset: offset,
+        });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_offset = offset;
+        if let Some(first_offset) = self.open.remove(&id) {
+            if !commit {
+                self.aborted.push_back(AbortedTxn {
+                    producer_id: id,
+                    first_offset,
+                    last_offset: offset,
+                });
+                while self.aborted.len() > MAX_ABORTED {
+                    self.aborted.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Decides about a batch from its header (markers only check the epoch).
+    pub fn decide(&self, header: &BatchHeader) -> Decision {
+        if header.is_control() {
+            self.check_marker(header.producer_id, header.producer_epoch)
+        } else {
+            self.check(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                header.record_count,
+            )
+        }
+    }
+
+    /// Applies a batch written at `base_offset` (`batch`: its bytes, for a marker's type).
+    pub fn apply(&mut self, header: &BatchHeader, batch: &[u8], base_offset: i64) {
+        let (id, epoch) = (header.producer_id, header.producer_epoch);
+        if header.is_control() {
+            let commit = strata_protocol::builder::control_marker(batch).unwrap_or(false);
+            self.record_marker(id, epoch, commit, base_offset);
+            return;
+        }
+        let last = base_offset + i64::from(header.last_offset_delta);
+        self.record(
+            id,
+            epoch,
+            header.base_sequence,
+            header.record_count,
+            base_offset,
+            last,
+        );
+        if header.is_transactional() && id >= 0 {
+            self.note_transactional(id, base_offset);
+        }
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, at most `high_watermark`.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.open
+            .values()
+            .copied()
+            .min()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Aborted transactions that overlap `[from, to]`, for a read_committed fetch.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.first_offset <= to && a.last_offset >= from)
+            .copied()
+            .collect()
     }
 }
 
@@ -177,6 +291,31 @@ mod tests {
         s.record(7, 1, 0, 1, 110, 110);
         assert_eq!(s.check(7, 0, 10, 1), Decision::Fenced);
         assert_eq!(s.check(-1, -1, -1, 3), Decision::Append);
+    }
+
+    #[test]
+    fn transactions_open_close_and_abort() {
+        let mut s = ProducerStates::default();
+        s.record(5, 0, 0, 2, 10, 11);
+        s.note_transactional(5, 10);
+        s.note_transactional(5, 12);
+        assert_eq!(s.last_stable_offset(20), 10);
+        s.record_marker(5, 0, false, 14);
+        assert_eq!(s.last_stable_offset(20), 20);
+        assert_eq!(
+            s.aborted_between(0, 100),
+            vec![AbortedTxn {
+                producer_id: 5,
+                first_offset: 10,
+                last_offset: 14
+            }]
+        );
+        assert!(s.aborted_between(15, 100).is_empty());
+        // A marker with a newer epoch fences the old one.
+        s.record_marker(5, 1, true, 15);
+        assert_eq!(s.check(5, 0, 2, 1), Decision::Fenced);
+        assert_eq!(s.check_marker(5, 0), Decision::Fenced);
+        assert_eq!(s.check(5, 1, 0, 1), Decision::Append);
     }
 
     #[test]

@@ -203,19 +203,7 @@ fn replay_entry(
     st.high_watermark = st.next_offset;
     st.note_timestamp(&header);
     if header.base_offset >= st.producer_snapshot_offset {
-        let (id, epoch, seq) = (
-            header.producer_id,
-            header.producer_epoch,
-            header.base_sequence,
-        );
-        st.producers.record(
-            id,
-            epoch,
-            seq,
-            header.record_count,
-            header.base_offset,
-            header.last_offset(),
-        );
+        st.producers.apply(&header, batch, header.base_offset);
     }
     true
 }

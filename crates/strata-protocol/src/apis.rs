@@ -30,6 +30,10 @@ pub const SERVED: &[ApiKey] = &[
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
     ApiKey::InitProducerId,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::EndTxn,
 ];
 
 /// The version range served for `api`, or `None` when the API is not served.
@@ -50,6 +54,6 @@ mod tests {
             let range = supported_versions(*api);
             assert!(range.is_some_and(|r| !r.is_empty()), "{api:?}");
         }
-        assert!(supported_versions(ApiKey::EndTxn).is_none());
+        assert!(supported_versions(ApiKey::WriteTxnMarkers).is_none());
     }
 }

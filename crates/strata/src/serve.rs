@@ -13,6 +13,7 @@ use anyhow::Context;
 use strata_broker::{Broker, BrokerOptions};
 use strata_groups::{CoordinatorOptions, GroupCoordinator};
 use strata_log::{LogStore, StoreOptions};
+use strata_txn::TransactionCoordinator;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
@@ -128,9 +129,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("group coordinator task failed")?
             .context("cannot restore committed offsets")?;
-    let broker = Broker::new(options, Arc::clone(&store), Arc::clone(&groups));
+    let txn_store = Arc::clone(&store);
+    let txn_groups = Arc::clone(&groups);
+    let txns =
+        tokio::task::spawn_blocking(move || TransactionCoordinator::open(txn_store, txn_groups))
+            .await
+            .context("transaction coordinator task failed")?
+            .context("cannot restore transaction states")?;
+    let broker = Broker::new(
+        options,
+        Arc::clone(&store),
+        Arc::clone(&groups),
+        Arc::clone(&txns),
+    );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let clock = tokio::spawn(groups.run_clock(shutdown_rx.clone()));
+    let txn_clock = tokio::spawn(txns.run_clock(shutdown_rx.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let http = tokio::spawn(strata_broker::http::run(
         http_listener,
@@ -146,6 +160,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = kafka.await;
     let _ = http.await;
     let _ = clock.await;
+    let _ = txn_clock.await;
     tokio::task::spawn_blocking(move || store.shutdown())
         .await
         .context("storage shutdown failed")?;

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
+use strata_log::partition::Isolation;
 use strata_log::{LogError, Topic, TopicId};
 use tokio::time::Instant;
 
@@ -48,6 +51,11 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
     let mut total = 0;
     let mut errored = false;
     let mut responses = Vec::with_capacity(request.topics.len());
+    let isolation = if request.isolation_level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     for fetch_topic in &request.topics {
         let topic = find_topic(broker, version, fetch_topic);
         let partitions = fetch_topic
@@ -73,31 +81,41 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
                     .unwrap_or(0)
                     .min(budget);
                 if limit == 0 && total > 0 {
-                    let (log_start, high_watermark) = partition.bounds();
+                    let (log_start, high_watermark, stable) = partition.stable_bounds();
                     return data
                         .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(high_watermark)
+                        .with_last_stable_offset(stable)
                         .with_log_start_offset(log_start)
                         .with_records(Some(Bytes::new()));
                 }
-                match partition.read(p.fetch_offset, limit.max(1)) {
+                match partition.read_isolated(p.fetch_offset, limit.max(1), isolation) {
                     Ok(read) => {
                         total += read.records.len();
                         budget = budget.saturating_sub(read.records.len());
+                        let aborted = read
+                            .aborted
+                            .iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect();
                         data.with_high_watermark(read.high_watermark)
-                            .with_last_stable_offset(read.high_watermark)
+                            .with_last_stable_offset(read.last_stable_offset)
+                            .with_aborted_transactions(Some(aborted))
                             .with_log_start_offset(read.log_start)
                             .with_records(Some(read.records))
                     }
                     Err(e) => {
                         errored = true;
-                        let (log_start, high_watermark) = partition.bounds();
+                        let (log_start, high_watermark, stable) = partition.stable_bounds();
                         if !matches!(e, LogError::OffsetOutOfRange { .. }) {
                             tracing::warn!(error = %e, "fetch read failed");
                         }
                         data.with_error_code(errors::code(&e))
                             .with_high_watermark(high_watermark)
-                            .with_last_stable_offset(high_watermark)
+                            .with_last_stable_offset(stable)
                             .with_log_start_offset(log_start)
                     }
                 }

@@ -23,6 +23,8 @@ pub fn handle(
     version: i16,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    // read_committed consumers see "latest" as the last stable offset.
+    let committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -38,7 +40,9 @@ pub fn handle(
                         .as_ref()
                         .and_then(|topic| topic.partition(p.partition_index))
                     {
-                        Some(partition) => lookup(&partition, version, p.timestamp, response),
+                        Some(partition) => {
+                            lookup(&partition, version, committed, p.timestamp, response)
+                        }
                         None => response
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                             .with_offset(-1)
@@ -57,10 +61,12 @@ pub fn handle(
 fn lookup(
     partition: &PartitionLog,
     version: i16,
+    committed: bool,
     timestamp: i64,
     response: ListOffsetsPartitionResponse,
 ) -> ListOffsetsPartitionResponse {
-    let (log_start, high_watermark) = partition.bounds();
+    let (log_start, high_watermark, stable) = partition.stable_bounds();
+    let high_watermark = if committed { stable } else { high_watermark };
     let found = match timestamp {
         LATEST => Ok(Some((high_watermark, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((log_start, -1))),

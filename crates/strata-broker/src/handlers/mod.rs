@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer_id;
+pub mod txn;
 
 use std::sync::Arc;
 
@@ -104,9 +105,19 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
         RequestKind::OffsetDelete(r) => {
             answer(ResponseKind::OffsetDelete(offsets::delete(broker, r).await))
         }
-        RequestKind::InitProducerId(r) => {
-            answer(ResponseKind::InitProducerId(producer_id::handle(broker, r)))
-        }
+        RequestKind::InitProducerId(r) => answer(ResponseKind::InitProducerId(
+            producer_id::handle(broker, r).await,
+        )),
+        RequestKind::AddPartitionsToTxn(r) => answer(ResponseKind::AddPartitionsToTxn(
+            txn::add_partitions(broker, version, r).await,
+        )),
+        RequestKind::AddOffsetsToTxn(r) => answer(ResponseKind::AddOffsetsToTxn(
+            txn::add_offsets(broker, r).await,
+        )),
+        RequestKind::TxnOffsetCommit(r) => answer(ResponseKind::TxnOffsetCommit(
+            txn::offset_commit(broker, r).await,
+        )),
+        RequestKind::EndTxn(r) => answer(ResponseKind::EndTxn(txn::end(broker, r).await)),
         RequestKind::ApiVersions(_) => answer(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => {
             answer(ResponseKind::Metadata(metadata::handle(broker, version, r)))

@@ -1,4 +1,4 @@
-//! InitProducerId: producer ids for idempotent producers.
+//! InitProducerId: producer ids for idempotent and transactional producers.
 
 use std::sync::Arc;
 
@@ -8,24 +8,32 @@ use tracing::warn;
 
 use crate::Broker;
 
-/// Kafka's `transaction.max.timeout.ms` default.
-pub const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
-
-pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let failed = |e: ResponseError| {
         InitProducerIdResponse::default()
             .with_error_code(e.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
-        if request.transaction_timeout_ms <= 0
-            || request.transaction_timeout_ms > TRANSACTION_MAX_TIMEOUT_MS
+    if let Some(id) = &request.transactional_id {
+        return match broker
+            .txns
+            .init_producer_id(
+                id,
+                request.transaction_timeout_ms,
+                request.producer_id.0,
+                request.producer_epoch,
+            )
+            .await
         {
-            return failed(ResponseError::InvalidTransactionTimeout);
-        }
-        // Transactions are not served yet: there is no transaction coordinator.
-        return failed(ResponseError::CoordinatorNotAvailable);
+            Ok((id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(e) => failed(e),
+        };
     }
     // An idempotent producer always gets a fresh id at epoch 0, as from Kafka.
     match broker.store.allocate_producer_id() {

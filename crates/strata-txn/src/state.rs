@@ -1,0 +1,70 @@
+//! One transactional id's state, as stored in `__transaction_state`
+//! (key: the transactional id; value: this struct as JSON).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+/// A consumer offset committed inside a transaction, applied on commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// A transactional id's producer and its current transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnState {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub timeout_ms: i32,
+    pub status: Status,
+    pub partitions: BTreeSet<(String, i32)>,
+    pub groups: BTreeSet<String>,
+    pub pending_offsets: Vec<PendingOffset>,
+    /// When the transaction last changed (ms since the epoch), for its timeout.
+    pub updated_ms: i64,
+}
+
+impl TxnState {
+    pub fn new(producer_id: i64, timeout_ms: i32, now_ms: i64) -> Self {
+        TxnState {
+            producer_id,
+            epoch: 0,
+            timeout_ms,
+            status: Status::Empty,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            pending_offsets: Vec::new(),
+            updated_ms: now_ms,
+        }
+    }
+
+    /// Whether a transaction is open or being completed.
+    pub fn in_flight(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Ongoing | Status::PrepareCommit | Status::PrepareAbort
+        )
+    }
+
+    /// Whether the open transaction outlived its timeout.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.status == Status::Ongoing && now_ms - self.updated_ms > i64::from(self.timeout_ms)
+    }
+}
