@@ -140,6 +140,12 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String, ConfigType)> {
     let o = &broker.options;
     vec![
         ("broker.id", o.node_id.to_string(), ConfigType::Int),
+        ("node.id", o.node_id.to_string(), ConfigType::Int),
+        (
+            "advertised.listeners",
+            format!("PLAINTEXT://{}:{}", o.advertised_host, o.advertised_port),
+            ConfigType::List,
+        ),
         (
             "num.partitions",
             o.default_partitions.to_string(),
