@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_log::{LogError, LogStore, PartitionLog, PendingBatch};
-use strata_protocol::batch::split_batches;
 use strata_protocol::builder::{build_batch, RecordSpec};
 use strata_protocol::kafka_protocol::ResponseError;
-use strata_protocol::records::for_each_record;
 use tracing::{info, warn};
 
 use crate::group::{Group, GroupState, JoinRequest, JoinResponse, Outcome, SyncResponse};
@@ -73,9 +71,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Limit on one decompressed batch of the offsets topic.
-const DECOMPRESS_LIMIT: usize = 64 * 1024 * 1024;
-
 impl GroupCoordinator {
     /// Opens the coordinator: creates the offsets topic if needed and
     /// replays it.
@@ -83,17 +78,7 @@ impl GroupCoordinator {
         store: Arc<LogStore>,
         options: CoordinatorOptions,
     ) -> Result<Arc<Self>, GroupError> {
-        let topic = match store.topic(OFFSETS_TOPIC) {
-            Some(topic) => topic,
-            None => {
-                let configs =
-                    BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-                store.create_topic(OFFSETS_TOPIC, 1, configs, false)?
-            }
-        };
-        let offsets_partition = topic
-            .partition(0)
-            .ok_or(LogError::UnknownTopicOrPartition)?;
+        let offsets_partition = store.internal_partition(OFFSETS_TOPIC)?;
         let offsets = replay(&offsets_partition)?;
         info!(
             groups = offsets.groups().count(),
@@ -429,29 +414,13 @@ impl GroupCoordinator {
 /// Rebuilds the offset map from the internal topic.
 fn replay(partition: &PartitionLog) -> Result<OffsetMap, GroupError> {
     let mut map = OffsetMap::default();
-    let (mut offset, high_watermark) = partition.bounds();
-    while offset < high_watermark {
-        let read = partition.read(offset, 1 << 20)?;
-        if read.records.is_empty() {
-            break;
-        }
-        for (header, range) in
-            split_batches(&read.records).map_err(|e| LogError::Corrupt(e.to_string()))?
+    partition.replay_records(|record| {
+        if let Some(change) = record
+            .key
+            .and_then(|k| OffsetChange::decode(k, record.value))
         {
-            let bytes = read.records.get(range).unwrap_or_default();
-            let result = for_each_record(bytes, &header, DECOMPRESS_LIMIT, |record| {
-                if let Some(change) = record
-                    .key
-                    .and_then(|k| OffsetChange::decode(k, record.value))
-                {
-                    map.apply(change, record.offset);
-                }
-            });
-            if let Err(e) = result {
-                warn!(offset = header.base_offset, error = %e, "unreadable batch in the offsets topic; skipped");
-            }
-            offset = header.last_offset() + 1;
+            map.apply(change, record.offset);
         }
-    }
+    })?;
     Ok(map)
 }

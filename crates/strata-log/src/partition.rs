@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::{Bytes, BytesMut};
-use strata_protocol::batch::{BatchHeader, HEADER_LEN};
+use strata_protocol::batch::{split_batches, BatchHeader, HEADER_LEN};
+use strata_protocol::records::{for_each_record, RecordView};
 
 use crate::sealed::{header_only, read_exact_at, SealedSegment};
 use crate::topic::TopicId;
@@ -242,6 +243,29 @@ impl PartitionLog {
             });
         }
         Ok(pieces)
+    }
+
+    /// Calls `visit` with every record from the log start to the high
+    /// watermark, in offset order (how coordinators rebuild their state). A
+    /// batch whose records cannot be decoded is skipped with a warning.
+    pub fn replay_records(&self, mut visit: impl FnMut(RecordView<'_>)) -> Result<(), LogError> {
+        let (mut offset, high_watermark) = self.bounds();
+        while offset < high_watermark {
+            let read = self.read(offset, 1 << 20)?;
+            if read.records.is_empty() {
+                break;
+            }
+            for (header, range) in
+                split_batches(&read.records).map_err(|e| LogError::Corrupt(e.to_string()))?
+            {
+                let bytes = read.records.get(range).unwrap_or_default();
+                if let Err(e) = for_each_record(bytes, &header, DECOMPRESS_LIMIT, &mut visit) {
+                    tracing::warn!(offset = header.base_offset, error = %e, "undecodable batch skipped during replay");
+                }
+                offset = header.last_offset() + 1;
+            }
+        }
+        Ok(())
     }
 
     /// The first offset whose record timestamp is at or after `timestamp`,

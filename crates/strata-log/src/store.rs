@@ -256,6 +256,20 @@ impl LogStore {
         Ok(topic)
     }
 
+    /// Partition 0 of an internal one-partition topic (compacted), created on
+    /// first use: the coordinators keep their state in such topics.
+    pub fn internal_partition(&self, name: &str) -> Result<Arc<PartitionLog>, LogError> {
+        let topic = match self.topic(name) {
+            Some(topic) => topic,
+            None => {
+                let configs =
+                    BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+                self.create_topic(name, 1, configs, false)?
+            }
+        };
+        topic.partition(0).ok_or(LogError::UnknownTopicOrPartition)
+    }
+
     /// Deletes a topic and its data.
     pub fn delete_topic(&self, name: &str) -> Result<TopicId, LogError> {
         let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);

@@ -17,10 +17,8 @@ use bytes::Bytes;
 use strata_groups::offsets::CommittedOffset;
 use strata_groups::GroupCoordinator;
 use strata_log::{LogError, LogStore, PartitionLog, PendingBatch};
-use strata_protocol::batch::split_batches;
 use strata_protocol::builder::{build_batch, build_control_batch, RecordSpec};
 use strata_protocol::kafka_protocol::ResponseError;
-use strata_protocol::records::for_each_record;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -58,17 +56,7 @@ impl TransactionCoordinator {
         store: Arc<LogStore>,
         groups: Arc<GroupCoordinator>,
     ) -> std::result::Result<Arc<Self>, TxnError> {
-        let topic = match store.topic(STATE_TOPIC) {
-            Some(topic) => topic,
-            None => {
-                let configs =
-                    BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-                store.create_topic(STATE_TOPIC, 1, configs, false)?
-            }
-        };
-        let state_partition = topic
-            .partition(0)
-            .ok_or(LogError::UnknownTopicOrPartition)?;
+        let state_partition = store.internal_partition(STATE_TOPIC)?;
         let txns = replay(&state_partition)?;
         info!(
             transactional_ids = txns.len(),
@@ -446,38 +434,22 @@ fn bump_epoch(state: &mut TxnState, store: &LogStore) {
 /// Rebuilds every transactional id's latest state from the state topic.
 fn replay(partition: &PartitionLog) -> std::result::Result<HashMap<String, TxnState>, TxnError> {
     let mut txns = HashMap::new();
-    let (mut offset, high_watermark) = partition.bounds();
-    while offset < high_watermark {
-        let read = partition.read(offset, 1 << 20)?;
-        if read.records.is_empty() {
-            break;
-        }
-        for (header, range) in
-            split_batches(&read.records).map_err(|e| LogError::Corrupt(e.to_string()))?
-        {
-            let bytes = read.records.get(range).unwrap_or_default();
-            let result = for_each_record(bytes, &header, 1 << 20, |record| {
-                let (Some(key), Some(value)) = (record.key, record.value) else {
-                    return;
-                };
-                match (
-                    std::str::from_utf8(key),
-                    serde_json::from_slice::<TxnState>(value),
-                ) {
-                    (Ok(id), Ok(state)) => {
-                        txns.insert(id.to_string(), state);
-                    }
-                    _ => warn!(
-                        offset = record.offset,
-                        "unreadable transaction state record; skipped"
-                    ),
-                }
-            });
-            if let Err(e) = result {
-                warn!(offset = header.base_offset, error = %e, "unreadable batch in the transaction state topic");
+    partition.replay_records(|record| {
+        let (Some(key), Some(value)) = (record.key, record.value) else {
+            return;
+        };
+        match (
+            std::str::from_utf8(key),
+            serde_json::from_slice::<TxnState>(value),
+        ) {
+            (Ok(id), Ok(state)) => {
+                txns.insert(id.to_string(), state);
             }
-            offset = header.last_offset() + 1;
+            _ => warn!(
+                offset = record.offset,
+                "unreadable transaction state record; skipped"
+            ),
         }
-    }
+    })?;
     Ok(txns)
 }
