@@ -116,6 +116,9 @@ pub struct Group {
     next_member: u64,
 }
 
+/// Member ids handed out with MEMBER_ID_REQUIRED and not yet used, per group.
+pub const MAX_PENDING_MEMBERS: usize = 10_000;
+
 fn err(e: ResponseError) -> i16 {
     e.code()
 }
@@ -182,6 +185,17 @@ impl Group {
         if request.member_id.is_empty() {
             let id = self.new_member_id(&request.client_id);
             if request.requires_known_member_id {
+                if self.pending.len() >= MAX_PENDING_MEMBERS {
+                    // Bounded: the member id that would expire first goes.
+                    let first = self
+                        .pending
+                        .iter()
+                        .min_by_key(|(_, d)| **d)
+                        .map(|(id, _)| id.clone());
+                    if let Some(first) = first {
+                        self.pending.remove(&first);
+                    }
+                }
                 self.pending
                     .insert(id.clone(), now + request.session_timeout);
                 return fail(ResponseError::MemberIdRequired, &id);

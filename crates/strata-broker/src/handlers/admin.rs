@@ -99,6 +99,11 @@ fn topic_configs(config: &strata_log::TopicConfig) -> Vec<CreatableTopicConfigs>
         .collect()
 }
 
+/// The coordinators' own topics, which clients may read but not remove.
+pub fn is_internal(name: &str) -> bool {
+    name == strata_groups::OFFSETS_TOPIC || name == strata_txn::STATE_TOPIC
+}
+
 pub fn delete_topics(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut wanted: Vec<(Option<TopicName>, Uuid)> = request
         .topic_names
@@ -122,6 +127,11 @@ pub fn delete_topics(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> Dele
             let Some(name) = name else {
                 return result.with_error_code(ResponseError::UnknownTopicId.code());
             };
+            if is_internal(&name) {
+                return result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(text("internal topics cannot be deleted")));
+            }
             match broker.store.delete_topic(&name) {
                 Ok(deleted) => result.with_topic_id(Uuid::from_bytes(deleted.0)),
                 Err(e) => result

@@ -116,9 +116,7 @@ pub fn describe(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(text(topic.name.clone()))))
         .with_topic_id(Uuid::from_bytes(topic.id.0))
-        .with_is_internal(
-            topic.name == strata_groups::OFFSETS_TOPIC || topic.name == strata_txn::STATE_TOPIC,
-        )
+        .with_is_internal(super::admin::is_internal(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
