@@ -51,8 +51,8 @@ pub enum BatchError {
     DecompressedTooLarge(usize),
     #[error("record {index} is malformed")]
     MalformedRecord { index: i32 },
-    #[error("record {index} has no key, which a compacted topic requires")]
-    MissingKey { index: i32 },
+    #[error("records {indexes:?} have no key, which a compacted topic requires")]
+    MissingKeys { indexes: Vec<i32> },
 }
 
 impl BatchError {
@@ -64,7 +64,7 @@ impl BatchError {
             }
             BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
             BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
-            BatchError::MissingKey { .. } => ResponseError::InvalidRecord,
+            BatchError::MissingKeys { .. } => ResponseError::InvalidRecord,
             BatchError::LengthMismatch { .. }
             | BatchError::BadRecordCount(_)
             | BatchError::UnknownCodec(_)

@@ -153,15 +153,20 @@ pub fn record_infos(
     Ok(out)
 }
 
-/// Checks that every record has a key, as compacted topics require.
+/// Checks that every record has a key, as compacted topics require; the
+/// error names every keyless record (Kafka reports each one).
 pub fn require_keys(batch: &[u8], header: &BatchHeader, limit: usize) -> Result<(), BatchError> {
-    for (index, record) in record_infos(batch, header, limit)?.iter().enumerate() {
-        if !record.has_key {
-            let index = i32::try_from(index).unwrap_or(i32::MAX);
-            return Err(BatchError::MissingKey { index });
-        }
+    let indexes: Vec<i32> = record_infos(batch, header, limit)?
+        .iter()
+        .enumerate()
+        .filter(|(_, record)| !record.has_key)
+        .map(|(index, _)| i32::try_from(index).unwrap_or(i32::MAX))
+        .collect();
+    if indexes.is_empty() {
+        Ok(())
+    } else {
+        Err(BatchError::MissingKeys { indexes })
     }
-    Ok(())
 }
 
 /// Reads a zig-zag varint (Kafka's record encoding), advancing the cursor.
@@ -195,7 +200,7 @@ mod tests {
         assert!(!infos[1].has_key);
         assert_eq!(
             require_keys(&b, &h, 1 << 20),
-            Err(BatchError::MissingKey { index: 1 })
+            Err(BatchError::MissingKeys { indexes: vec![1] })
         );
     }
 

@@ -169,10 +169,15 @@ fn validate(
                     e.response_error(),
                     "compacted topic requires keys".to_string(),
                 );
-                if let BatchError::MissingKey { index: record } = e {
-                    response.record_errors = vec![BatchIndexAndErrorMessage::default()
-                        .with_batch_index(record)
-                        .with_batch_index_error_message(Some(text("record has no key")))];
+                if let BatchError::MissingKeys { indexes } = e {
+                    response.record_errors = indexes
+                        .into_iter()
+                        .map(|record| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(record)
+                                .with_batch_index_error_message(Some(text("record has no key")))
+                        })
+                        .collect();
                 }
                 return Err(response);
             }
