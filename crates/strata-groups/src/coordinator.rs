@@ -103,8 +103,13 @@ impl GroupCoordinator {
                 _ = shutdown.changed() => return,
             }
             let now = Instant::now();
-            for group in lock(&self.groups).values_mut() {
-                group.tick(now);
+            {
+                let mut groups = lock(&self.groups);
+                for group in groups.values_mut() {
+                    group.tick(now);
+                }
+                // Bounded memory: groups without members are forgotten.
+                groups.retain(|_, group| !group.is_idle());
             }
             if now.duration_since(last_expiry) > Duration::from_secs(60) {
                 last_expiry = now;

@@ -626,6 +626,12 @@ impl Group {
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
+
+    /// No members and no member ids handed out: nothing to remember but the
+    /// committed offsets, which live elsewhere.
+    pub fn is_idle(&self) -> bool {
+        self.state == GroupState::Empty && self.members.is_empty() && self.pending.is_empty()
+    }
 }
 
 #[cfg(test)]
