@@ -122,24 +122,28 @@ def test_three_members_share_partitions_and_take_over_a_killed_one(broker, strat
 
 @pytest.mark.timeout(120)
 def test_static_member_restart_does_not_rebalance(broker):
+    """Each member restarts in turn, so both the leader and a follower do."""
     topic, group = "static", "g-static"
     helpers.create_topic(broker.bootstrap, topic, PARTITIONS)
-    a = Member(broker.bootstrap, topic, group, instance="member-a")
-    b = Member(broker.bootstrap, topic, group, instance="member-b")
+    members = {
+        name: Member(broker.bootstrap, topic, group, instance=name) for name in ("member-a", "member-b")
+    }
     try:
-        wait_until(lambda: stable_split([a, b]), 45, "two static members to split the partitions")
+        wait_until(lambda: stable_split(list(members.values())), 45, "two static members to split the partitions")
         time.sleep(2)
-        a_events, b_partitions = a.rebalances(), b.assignment()
-        b.kill()  # a static member's crash: no LeaveGroup
-        b = Member(broker.bootstrap, topic, group, instance="member-b")
-        wait_until(lambda: b.assignment() == b_partitions, 5, "the restarted member to get its partitions back")
-        time.sleep(2)
-        assert a.rebalances() == a_events, "the other member saw a rebalance"
+        for restarting, staying in (("member-b", "member-a"), ("member-a", "member-b")):
+            events, partitions = members[staying].rebalances(), members[restarting].assignment()
+            members[restarting].kill()  # a static member's crash: no LeaveGroup
+            members[restarting] = Member(broker.bootstrap, topic, group, instance=restarting)
+            wait_until(lambda: members[restarting].assignment() == partitions, 10,
+                       f"{restarting} to get its partitions back")
+            time.sleep(2)
+            assert members[staying].rebalances() == events, f"{staying} saw a rebalance when {restarting} restarted"
         values = produce(broker.bootstrap, topic, 120, "static")
-        wait_until(lambda: {m[2] for x in (a, b) for m in x.messages()} >= values, 30, "all consumed")
+        wait_until(lambda: {m[2] for x in members.values() for m in x.messages()} >= values, 30, "all consumed")
     finally:
-        a.stop()
-        b.stop()
+        for m in members.values():
+            m.stop()
 
 
 @pytest.mark.timeout(120)

@@ -64,6 +64,8 @@ pub struct JoinResponse {
     pub member_id: String,
     /// Filled for the leader only: every member with its metadata.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader need not compute an assignment: the group keeps its own.
+    pub skip_assignment: bool,
 }
 
 /// A SyncGroup answer.
@@ -226,8 +228,9 @@ impl Group {
             }
             Some(old) if request.member_id.is_empty() => {
                 // A restarted static member: it takes over the old member's
-                // place; a stable group keeps its assignment (no rebalance),
-                // unless the member led the group or changed its protocols.
+                // place; a stable group keeps its assignment (no rebalance)
+                // unless the member changed its protocols. A returning leader
+                // is told to skip the assignment (KIP-814): it stays leader.
                 let new_id = self.new_member_id(&request.client_id);
                 let Some(mut member) = self.members.remove(&old) else {
                     return self.add_or_update(request, now);
@@ -242,8 +245,10 @@ impl Group {
                 if was_leader {
                     self.leader = Some(new_id.clone());
                 }
-                if self.state == GroupState::Stable && same_protocols && !was_leader {
-                    return Outcome::Now(self.join_answer(&new_id));
+                if self.state == GroupState::Stable && same_protocols {
+                    let mut answer = self.join_answer(&new_id);
+                    answer.skip_assignment = was_leader;
+                    return Outcome::Now(answer);
                 }
                 request.member_id = new_id;
                 self.add_or_update(request, now)
@@ -409,6 +414,7 @@ impl Group {
             leader: self.leader.clone().unwrap_or_default(),
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 

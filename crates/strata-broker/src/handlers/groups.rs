@@ -109,7 +109,15 @@ pub async fn join_group(
                 .with_metadata(metadata)
         })
         .collect();
+    // Before v9 there is no skip flag: a returning static leader gets no
+    // member list, runs no assignment, and SyncGroup hands out what the group keeps.
+    let members = if answer.skip_assignment && version < 9 {
+        Vec::new()
+    } else {
+        members
+    };
     JoinGroupResponse::default()
+        .with_skip_assignment(answer.skip_assignment && version >= 9)
         .with_error_code(answer.error)
         .with_generation_id(answer.generation)
         .with_protocol_type(answer.protocol_type.map(text))

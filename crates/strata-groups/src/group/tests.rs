@@ -184,3 +184,27 @@ fn initial_delay_gathers_members_into_one_generation() {
     assert_eq!(ra.try_recv().unwrap().generation, 1);
     assert_eq!(rb.try_recv().unwrap().generation, 1);
 }
+
+#[test]
+fn static_leader_restart_keeps_leading_without_rebalance() {
+    let t = Instant::now();
+    let mut g = Group::new("g".into(), Duration::ZERO);
+    let mut r1 = later(g.join(request("", Some("i1")), t));
+    let leader = r1.try_recv().unwrap().member_id;
+    let _ = g.sync(
+        &leader,
+        Some("i1"),
+        1,
+        vec![(leader.clone(), Bytes::from_static(b"mine"))],
+        t,
+    );
+    assert_eq!(g.state, GroupState::Stable);
+    let answer = now_answer(g.join(request("", Some("i1")), t));
+    assert_eq!(answer.error, 0);
+    assert!(answer.skip_assignment);
+    assert_eq!(answer.leader, answer.member_id);
+    assert_eq!(g.generation, 1);
+    assert_eq!(g.state, GroupState::Stable);
+    let sync = now_answer(g.sync(&answer.member_id, Some("i1"), 1, vec![], t));
+    assert_eq!(sync.assignment, Bytes::from_static(b"mine"));
+}
