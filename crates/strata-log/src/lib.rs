@@ -8,6 +8,7 @@
 //! - [`producer`]: idempotent producer state (sequence checks, snapshots).
 //! - [`recovery`]: startup replay of sealed segments and the WAL.
 //! - [`store`]: the data dir, the threads, and topic administration.
+//! - [`verify`]: offline checks and repairs of data files (`strata wal`).
 //! - [`registry`], [`topic`], [`config`], [`entry`]: topics, their ids and
 //!   configs, and the WAL payload layout.
 //!
@@ -27,6 +28,7 @@ pub mod seal;
 pub mod sealed;
 pub mod store;
 pub mod topic;
+pub mod verify;
 
 pub use append::{Appended, PendingBatch};
 pub use config::TopicConfig;

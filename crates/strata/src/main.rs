@@ -4,6 +4,7 @@
 mod alloc;
 mod config;
 mod serve;
+mod wal_tools;
 
 use clap::{Parser, Subcommand};
 
@@ -23,11 +24,20 @@ enum Command {
     /// Run the broker (embedded defaults: data in ./strata-data, Kafka on
     /// 127.0.0.1:9092, HTTP on 127.0.0.1:9080).
     Serve(config::ServeArgs),
+    /// Inspect, verify and repair the data files of a stopped broker.
+    #[command(subcommand)]
+    Wal(wal_tools::WalCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::main(&args),
+        Command::Wal(command) => {
+            if !wal_tools::run(&command)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
