@@ -100,6 +100,12 @@ impl LogStore {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
         remove_leftover_tmp(&meta_dir);
+        remove_leftover_tmp(&wal_dir);
+        if let Ok(dirs) = std::fs::read_dir(&partitions_dir) {
+            for dir in dirs.flatten() {
+                remove_leftover_tmp(&dir.path());
+            }
+        }
         let meta = MetaStore::new(meta_dir);
         let registry = Arc::new(Registry::default());
         let mut sealed_report = RecoveryReport::default();
@@ -532,7 +538,8 @@ fn remove_orphan_partitions(dir: &Path, registry: &Registry) {
     }
 }
 
-/// Removes `.tmp` files left by an interrupted metadata write.
+/// Removes `.tmp` files left by an interrupted metadata write, snapshot or
+/// `strata wal repair`.
 fn remove_leftover_tmp(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
