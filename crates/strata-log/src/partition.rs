@@ -371,18 +371,67 @@ fn read_piece(piece: &Piece, budget: u64, first: bool) -> Result<(Vec<u8>, bool)
     let whole = whole_batches_len(&buf);
     if whole > 0 {
         buf.truncate(whole);
-        return Ok((buf, whole as u64 == piece.len));
-    }
-    if !first {
+        let served = drop_damaged(buf, piece.position);
+        if !served.is_empty() || !first {
+            return Ok((served, whole as u64 == piece.len));
+        }
+    } else if !first {
         return Ok((Vec::new(), false));
     }
-    let header =
-        header_only(&buf).ok_or_else(|| LogError::Corrupt("bad batch header".to_string()))?;
-    let complete = header.total_len as u64 == piece.len;
-    Ok((
-        read_range(&piece.file, piece.position, header.total_len as u64)?,
-        complete,
-    ))
+    // The first batch of the read: served whole even beyond the budget, and
+    // a damaged one is stepped over so the consumer moves on.
+    let mut position = piece.position;
+    let end = piece.position + piece.len;
+    while position < end {
+        let head = read_range(&piece.file, position, HEADER_LEN as u64)?;
+        let header =
+            header_only(&head).ok_or_else(|| LogError::Corrupt("bad batch header".to_string()))?;
+        let batch = drop_damaged(
+            read_range(&piece.file, position, header.total_len as u64)?,
+            position,
+        );
+        position += header.total_len as u64;
+        if !batch.is_empty() {
+            return Ok((batch, position == end));
+        }
+    }
+    Ok((Vec::new(), true))
+}
+
+/// Sealed data is checked as it is served: a batch whose CRC-32C fails
+/// (damaged on disk after it was sealed) is left out and reported, so
+/// consumers never receive damaged bytes; they see an offset gap instead.
+fn drop_damaged(buf: Vec<u8>, file_position: u64) -> Vec<u8> {
+    let mut at = 0;
+    let mut damaged = false;
+    let mut out = Vec::new();
+    while let Some(header) = buf.get(at..).and_then(header_only) {
+        let Some(batch) = buf.get(at..at + header.total_len) else {
+            break;
+        };
+        if strata_protocol::batch::validate_crc(batch, &header).is_ok() {
+            if damaged {
+                out.extend_from_slice(batch);
+            }
+        } else {
+            if !damaged {
+                out.extend_from_slice(buf.get(..at).unwrap_or_default());
+                damaged = true;
+            }
+            tracing::warn!(
+                position = file_position + at as u64,
+                length = header.total_len,
+                base_offset = header.base_offset,
+                "sealed batch failed its checksum; not served"
+            );
+        }
+        at += header.total_len;
+    }
+    if damaged {
+        out
+    } else {
+        buf
+    }
 }
 
 fn read_range(file: &File, position: u64, len: u64) -> Result<Vec<u8>, LogError> {

@@ -314,3 +314,55 @@ fn producer_ids_are_never_reused_and_retries_are_deduplicated_across_restarts() 
     );
     store.shutdown();
 }
+
+#[test]
+fn damaged_sealed_batch_is_not_served_and_reads_step_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::new(dir.path().to_path_buf());
+    options.wal_segment_bytes = 2000;
+    let rt = runtime();
+    let values: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    {
+        let (store, _) = LogStore::open(&options).unwrap();
+        store.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        rt.block_on(produce(&store, "t", &refs));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        store.shutdown();
+    }
+    let partition_dir = std::fs::read_dir(dir.path().join("partitions"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            std::fs::read_dir(p).unwrap().flatten().any(|f| {
+                f.path().extension().is_some_and(|x| x == "log")
+                    && std::fs::metadata(f.path()).unwrap().len() > 0
+            })
+        })
+        .unwrap();
+    let segment = std::fs::read_dir(&partition_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let batches = split_batches(&bytes).unwrap();
+    let (_, fifth) = batches[5].clone();
+    bytes[fifth.end - 2] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let (store, _) = LogStore::open(&options).unwrap();
+    let got: Vec<i64> = read_all(&store, "t").iter().map(|g| g.0).collect();
+    let expected: Vec<i64> = (0..100).filter(|o| *o != 5).collect();
+    assert_eq!(got, expected);
+    let partition = store.topic("t").unwrap().partition(0).unwrap();
+    let at_damage = partition.read(5, 10).unwrap();
+    let (header, _) = split_batches(&at_damage.records).unwrap()[0].clone();
+    assert_eq!(
+        header.base_offset, 6,
+        "a read at the damaged batch moves on to the next"
+    );
+    store.shutdown();
+}
