@@ -21,6 +21,7 @@ pub mod config;
 pub mod entry;
 pub mod partition;
 pub mod producer;
+mod producer_ids;
 pub mod producer_snapshot;
 pub mod recovery;
 pub mod registry;

@@ -77,7 +77,7 @@ pub struct LogStore {
     /// Serialises topic administration and metadata file writes.
     admin: Mutex<()>,
     append_tx: Mutex<Option<mpsc::Sender<AppendRequest>>>,
-    producer_ids: Mutex<ProducerIdBlock>,
+    producer_ids: Mutex<crate::producer_ids::ProducerIdBlock>,
     appended: watch::Receiver<u64>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -154,7 +154,8 @@ impl LogStore {
             spawn("strata-append", Box::new(move || appender.run()))?,
             spawn("strata-seal", Box::new(move || sealer.run()))?,
         ];
-        let producer_ids = ProducerIdBlock::load(&options.data_dir.join("meta"))?;
+        let producer_ids =
+            crate::producer_ids::ProducerIdBlock::load(&options.data_dir.join("meta"))?;
         let store = LogStore {
             producer_ids: Mutex::new(producer_ids),
             data_dir: options.data_dir.clone(),
@@ -442,47 +443,6 @@ impl LogStore {
                 warn!("a storage thread panicked during shutdown");
             }
         }
-    }
-}
-
-/// Producer ids are handed out from blocks; a block's end is made durable
-/// before its first id is used, so a restart continues after it.
-#[derive(Debug)]
-struct ProducerIdBlock {
-    next: i64,
-    end: i64,
-}
-
-const PRODUCER_ID_FILE: &str = "producer_ids.json";
-const PRODUCER_ID_BLOCK: i64 = 1000;
-
-impl ProducerIdBlock {
-    fn load(meta_dir: &Path) -> Result<Self, LogError> {
-        let path = meta_dir.join(PRODUCER_ID_FILE);
-        let end = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("next_block")?.as_i64())
-                .ok_or_else(|| LogError::Metadata {
-                    path: path.clone(),
-                    reason: "no next_block".to_string(),
-                })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(source) => return Err(LogError::Io { path, source }),
-        };
-        Ok(ProducerIdBlock { next: end, end })
-    }
-
-    fn allocate(&mut self, meta_dir: &Path) -> Result<i64, LogError> {
-        if self.next >= self.end {
-            let end = self.next + PRODUCER_ID_BLOCK;
-            let bytes = format!("{{\"next_block\": {end}}}\n");
-            crate::topic::write_atomically(meta_dir, PRODUCER_ID_FILE, bytes.as_bytes())?;
-            self.end = end;
-        }
-        let id = self.next;
-        self.next += 1;
-        Ok(id)
     }
 }
 
