@@ -52,29 +52,29 @@ fn read_all(store: &LogStore, topic: &str) -> Vec<(i64, Vec<u8>)> {
         }
         for (header, range) in split_batches(&read.records).unwrap() {
             let bytes = &read.records[range];
-            let infos = strata_protocol::records::record_infos(bytes, &header, 1 << 20).unwrap();
-            assert_eq!(infos.len(), 1);
-            // The value is the last byte run of the record; tests use short ASCII values.
-            let value = bytes[bytes.len() - 1 - value_len(bytes)..bytes.len() - 1].to_vec();
-            out.push((header.base_offset, value));
+            strata_protocol::records::for_each_record(bytes, &header, 1 << 20, |r| {
+                out.push((r.offset, r.value.unwrap_or_default().to_vec()));
+            })
+            .unwrap();
             offset = header.last_offset() + 1;
         }
     }
     out
 }
 
-fn value_len(batch: &[u8]) -> usize {
-    // Single-record batches from `batch()`: the value is "v<digits>", its length
-    // is the byte before it as a zig-zag varint.
-    let mut n = 0;
-    for len in 1..20 {
-        let at = batch.len() - 2 - len;
-        if batch[at] as usize == len * 2 {
-            n = len;
-            break;
-        }
-    }
-    n
+/// A store whose WAL rolls every `wal_segment_bytes`, holding topic "t" with
+/// values `v0..v{count}`, one batch each; every rolled segment is sealed
+/// (shutdown drains the sealer) when this returns.
+fn sealed_store(dir: &std::path::Path, wal_segment_bytes: u64, count: usize) -> StoreOptions {
+    let mut options = StoreOptions::new(dir.to_path_buf());
+    options.wal_segment_bytes = wal_segment_bytes;
+    let values: Vec<String> = (0..count).map(|i| format!("v{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let (store, _) = LogStore::open(&options).unwrap();
+    store.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+    runtime().block_on(produce(&store, "t", &refs));
+    store.shutdown();
+    options
 }
 
 #[test]
@@ -318,18 +318,7 @@ fn producer_ids_are_never_reused_and_retries_are_deduplicated_across_restarts() 
 #[test]
 fn damaged_sealed_batch_is_not_served_and_reads_step_over_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = StoreOptions::new(dir.path().to_path_buf());
-    options.wal_segment_bytes = 2000;
-    let rt = runtime();
-    let values: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
-    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-    {
-        let (store, _) = LogStore::open(&options).unwrap();
-        store.create_topic("t", 1, BTreeMap::new(), false).unwrap();
-        rt.block_on(produce(&store, "t", &refs));
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        store.shutdown();
-    }
+    let options = sealed_store(dir.path(), 2000, 100);
     let partition_dir = std::fs::read_dir(dir.path().join("partitions"))
         .unwrap()
         .flatten()
