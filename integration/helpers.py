@@ -311,3 +311,54 @@ def check_against_acks(acked: list[Delivered], consumed: dict[int, list],
         acked_offsets = [d.offset for d in sorted(ds, key=lambda d: d.index)]
         assert acked_offsets == sorted(acked_offsets), (
             f"partition {p}: acknowledged offsets are not in produce order")
+
+
+# ------------------------------------------------------------------ /metrics
+
+
+def scrape(http_port: int, timeout: float = 5.0) -> dict[tuple[str, frozenset], float]:
+    """GET /metrics: {(sample name, frozenset of (label, value)): value}."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=timeout) as r:
+        assert r.status == 200
+        assert r.headers["content-type"].startswith("text/plain")
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        labels = frozenset()
+        if "{" in head:
+            name, rest = head.split("{", 1)
+            pairs = []
+            for part in rest.rstrip("}").split('",'):
+                k, v = part.split("=", 1)
+                pairs.append((k, v.strip('"')))
+            labels = frozenset(pairs)
+        else:
+            name = head
+        key = (name, labels)
+        assert key not in out, f"sample {key} appears twice"
+        out[key] = float(value)
+    return out
+
+
+def metric_families(http_port: int) -> dict[str, str]:
+    """{family name: type} from the # TYPE lines of /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5.0) as r:
+        text = r.read().decode()
+    families = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            families[name] = kind
+    return families
+
+
+def sample(metrics: dict, name: str, **labels) -> float:
+    """One sample's value (0 when absent: a labelled counter not yet touched)."""
+    return metrics.get((name, frozenset((k, str(v)) for k, v in labels.items())), 0.0)

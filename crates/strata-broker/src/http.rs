@@ -1,6 +1,7 @@
-//! The HTTP listener: `GET /health` (the process is up) and `GET /ready`
-//! (recovery finished and the Kafka listener is bound). A minimal HTTP/1.1
-//! responder: one request per connection, headers capped in size.
+//! The HTTP listener: `GET /health` (the process is up), `GET /ready`
+//! (recovery finished and the Kafka listener is bound) and `GET /metrics`
+//! (Prometheus text format). A minimal HTTP/1.1 responder: one request per
+//! connection, headers capped in size.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,18 +12,24 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
+const PLAIN: &str = "text/plain; charset=utf-8";
+const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Serves health endpoints until `shutdown` turns true.
+/// Renders the Prometheus text exposition of every metric.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves the HTTP endpoints until `shutdown` turns true.
 pub async fn run(
     listener: TcpListener,
     ready: Arc<AtomicBool>,
+    metrics: RenderMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    tokio::spawn(answer(stream, Arc::clone(&ready)));
+                    tokio::spawn(answer(stream, Arc::clone(&ready), Arc::clone(&metrics)));
                 }
             }
             _ = shutdown.changed() => return,
@@ -30,7 +37,7 @@ pub async fn run(
     }
 }
 
-async fn answer(mut stream: TcpStream, ready: Arc<AtomicBool>) {
+async fn answer(mut stream: TcpStream, ready: Arc<AtomicBool>, metrics: RenderMetrics) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let read_head = async {
@@ -51,17 +58,31 @@ async fn answer(mut stream: TcpStream, ready: Arc<AtomicBool>) {
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, body) = match (method, path) {
-        ("GET", "/health") => ("200 OK", "ok\n"),
-        ("GET", "/ready") if ready.load(Ordering::Acquire) => ("200 OK", "ready\n"),
-        ("GET", "/ready") => ("503 Service Unavailable", "not ready\n"),
-        ("GET", _) => ("404 Not Found", "not found\n"),
-        _ => ("405 Method Not Allowed", "method not allowed\n"),
+    let text = |s: &str| s.to_string();
+    let (status, content_type, body) = match (method, path) {
+        ("GET", "/health") => ("200 OK", PLAIN, text("ok\n")),
+        ("GET", "/ready") if ready.load(Ordering::Acquire) => ("200 OK", PLAIN, text("ready\n")),
+        ("GET", "/ready") => ("503 Service Unavailable", PLAIN, text("not ready\n")),
+        ("GET", "/metrics") => match tokio::task::spawn_blocking(move || metrics()).await {
+            Ok(body) => ("200 OK", PROMETHEUS, body),
+            Err(_) => (
+                "500 Internal Server Error",
+                PLAIN,
+                text("metrics unavailable\n"),
+            ),
+        },
+        ("GET", _) => ("404 Not Found", PLAIN, text("not found\n")),
+        _ => (
+            "405 Method Not Allowed",
+            PLAIN,
+            text("method not allowed\n"),
+        ),
     };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+    let head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
-    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
     let _ = stream.shutdown().await;
 }

@@ -5,7 +5,9 @@
 //! - [`connection`]: reading frames, answering in order, pipelining.
 //! - [`handlers`]: one module per Kafka API (decode → act → answer).
 //! - [`errors`]: the one place log errors become Kafka error codes.
-//! - [`http`]: `GET /health` and `GET /ready`.
+//! - [`http`]: `GET /health`, `GET /ready` and `GET /metrics`.
+//! - [`metrics`]: request, connection and traffic metrics, and the state
+//!   gauges read when `/metrics` is scraped.
 //!
 //! Invariants: nothing a client sends can panic a task or buffer more than
 //! the request size limit per connection; a bad frame closes only its own
@@ -15,6 +17,7 @@ pub mod connection;
 pub mod errors;
 pub mod handlers;
 pub mod http;
+pub mod metrics;
 pub mod server;
 
 use std::sync::Arc;
@@ -61,6 +64,8 @@ pub struct Broker {
     pub store: Arc<LogStore>,
     pub groups: Arc<GroupCoordinator>,
     pub txns: Arc<TransactionCoordinator>,
+    /// Per-topic metric labels, capped in number.
+    pub topic_labels: metrics::TopicLabels,
 }
 
 impl Broker {
@@ -75,6 +80,7 @@ impl Broker {
             store,
             groups,
             txns,
+            topic_labels: metrics::TopicLabels::default(),
         })
     }
 }

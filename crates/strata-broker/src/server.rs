@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::{connection, Broker};
+use crate::{connection, metrics, Broker};
 
 /// How long open connections get to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,7 +23,12 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch
                 Ok((stream, peer)) => {
                     debug!(%peer, "connection opened");
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::serve(Arc::clone(&broker), stream, shutdown.clone()));
+                    let open = metrics::ConnectionGuard::open();
+                    let serve = connection::serve(Arc::clone(&broker), stream, shutdown.clone());
+                    connections.spawn(async move {
+                        serve.await;
+                        drop(open);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.

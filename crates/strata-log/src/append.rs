@@ -10,6 +10,7 @@
 //! refused.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use strata_protocol::batch::{self, BatchHeader};
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, warn};
 
 use crate::entry;
+use crate::metrics;
 use crate::partition::{HotBatch, PartitionLog};
 use crate::producer::Decision;
 use crate::LogError;
@@ -48,6 +50,7 @@ pub struct Appended {
 pub(crate) struct AppendRequest {
     pub batches: Vec<PendingBatch>,
     pub reply: oneshot::Sender<Vec<Result<Appended, LogError>>>,
+    pub queued: Instant,
 }
 
 impl AppendRequest {
@@ -123,16 +126,27 @@ impl Appender {
                     Err(e) => results[request][slot] = Err(e),
                 }
             }
-            replies.push(req.reply);
+            replies.push((req.reply, req.queued));
         }
         if !placed.is_empty() {
             let start = self.wal.len();
-            match self.wal.append(buf).and_then(|_| self.wal.sync()) {
-                Ok(()) => self.publish(&placed, start, buf, &mut results),
-                Err(e) => self.undo(&placed, start, &e),
+            let written = self.wal.append(buf).and_then(|_| {
+                let fsync_started = Instant::now();
+                self.wal.sync().map(|()| fsync_started.elapsed())
+            });
+            match written {
+                Ok(fsync) => {
+                    metrics::record_group_commit(placed.len(), buf.len(), fsync);
+                    self.publish(&placed, start, buf, &mut results);
+                }
+                Err(e) => {
+                    metrics::count(metrics::WAL_WRITE_FAILURES);
+                    self.undo(&placed, start, &e);
+                }
             }
         }
-        for (reply, result) in replies.into_iter().zip(results) {
+        for ((reply, queued), result) in replies.into_iter().zip(results) {
+            metrics::record_append_latency(queued.elapsed());
             // A producer that went away (acks=0, closed connection) needs no answer.
             let _ = reply.send(result);
         }

@@ -8,6 +8,7 @@
 //! - [`producer`]: idempotent producer state (sequence checks, snapshots).
 //! - [`recovery`]: startup replay of sealed segments and the WAL.
 //! - [`store`]: the data dir, the threads, and topic administration.
+//! - [`metrics`]: the storage metrics' names and what records them.
 //! - [`verify`]: offline checks and repairs of data files (`strata wal`).
 //! - [`registry`], [`topic`], [`config`], [`entry`]: topics, their ids and
 //!   configs, and the WAL payload layout.
@@ -19,6 +20,7 @@
 pub mod append;
 pub mod config;
 pub mod entry;
+pub mod metrics;
 pub mod partition;
 pub mod producer;
 mod producer_ids;

@@ -136,6 +136,14 @@ impl PartitionLog {
         (st.log_start, st.high_watermark)
     }
 
+    /// Bytes of log held: sealed segments plus hot batches.
+    pub fn size_bytes(&self) -> u64 {
+        let st = self.state();
+        let sealed: u64 = st.sealed.iter().map(|s| s.size).sum();
+        let hot: u64 = st.hot.iter().map(|b| u64::from(b.len)).sum();
+        sealed + hot
+    }
+
     /// `(log start, high watermark, last stable offset)`.
     pub fn stable_bounds(&self) -> (i64, i64, i64) {
         let st = self.state();
@@ -418,6 +426,7 @@ fn drop_damaged(buf: Vec<u8>, file_position: u64) -> Vec<u8> {
                 out.extend_from_slice(buf.get(..at).unwrap_or_default());
                 damaged = true;
             }
+            crate::metrics::count(crate::metrics::SEALED_BATCHES_DAMAGED);
             tracing::warn!(
                 position = file_position + at as u64,
                 length = header.total_len,

@@ -33,8 +33,12 @@ impl Sealer {
         while let Ok(id) = self.rx.recv() {
             failed.push(id);
             failed.retain(|id| match self.seal(*id) {
-                Ok(()) => false,
+                Ok(()) => {
+                    crate::metrics::count(crate::metrics::WAL_SEGMENTS_SEALED);
+                    false
+                }
                 Err(e) => {
+                    crate::metrics::count(crate::metrics::WAL_SEAL_FAILURES);
                     error!(segment = id, error = %e, "sealing failed; the WAL segment is kept and retried on the next roll");
                     true
                 }

@@ -169,6 +169,10 @@ impl LogStore {
         Ok((Arc::new(store), report))
     }
 
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -198,7 +202,12 @@ impl LogStore {
             };
         };
         let (reply, answer) = oneshot::channel();
-        if sender.send(AppendRequest { batches, reply }).await.is_err() {
+        let request = AppendRequest {
+            batches,
+            reply,
+            queued: Instant::now(),
+        };
+        if sender.send(request).await.is_err() {
             return AppendTicket {
                 count,
                 answer: None,

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Log level or tracing filter ("info", "debug", "strata_log=debug,info");
+    /// `RUST_LOG`, when set, wins.
+    #[arg(long, env = "STRATA_LOG_LEVEL")]
+    pub log_level: Option<String>,
     /// How long a rebalance of an empty group waits for more members
     /// (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS")]
@@ -70,6 +74,7 @@ pub struct Config {
     pub wal_segment_bytes: u64,
     pub max_request_bytes: usize,
     pub log_format: String,
+    pub log_level: String,
     pub group_initial_rebalance_delay_ms: u64,
     pub offsets_retention_minutes: u64,
 }
@@ -86,6 +91,7 @@ impl Default for Config {
             wal_segment_bytes: 64 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
             log_format: "text".to_string(),
+            log_level: "info".to_string(),
             group_initial_rebalance_delay_ms: 0,
             offsets_retention_minutes: 7 * 24 * 60,
         }
@@ -142,6 +148,7 @@ impl Config {
         take!(wal_segment_bytes);
         take!(max_request_bytes);
         take!(log_format);
+        take!(log_level);
         take!(group_initial_rebalance_delay_ms);
         take!(offsets_retention_minutes);
         if args.advertised_listener.is_some() {
@@ -193,6 +200,12 @@ impl Config {
                 self.log_format
             );
         }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| {
+            anyhow::anyhow!(
+                "log_level: {:?} is not a level or filter: {e}",
+                self.log_level
+            )
+        })?;
         Ok(())
     }
 }

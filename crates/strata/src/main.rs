@@ -3,6 +3,8 @@
 
 mod alloc;
 mod config;
+mod metrics_endpoint;
+mod process_metrics;
 mod serve;
 mod wal_tools;
 
@@ -23,7 +25,7 @@ struct Cli {
 enum Command {
     /// Run the broker (embedded defaults: data in ./strata-data, Kafka on
     /// 127.0.0.1:9092, HTTP on 127.0.0.1:9080).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Inspect, verify and repair the data files of a stopped broker.
     #[command(subcommand)]
     Wal(wal_tools::WalCommand),

@@ -20,6 +20,7 @@ use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{parse_host_port, Config, ServeArgs};
+use crate::metrics_endpoint;
 
 pub fn main(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
@@ -28,7 +29,7 @@ pub fn main(args: &ServeArgs) -> anyhow::Result<()> {
         std::io::stdout().write_all(text.as_bytes())?;
         return Ok(());
     }
-    init_logging(&config.log_format);
+    init_logging(&config.log_format, &config.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strata-io")
@@ -37,8 +38,9 @@ pub fn main(args: &ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(run(config))
 }
 
-fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `RUST_LOG`, when set, wins over the configured level.
+fn init_logging(format: &str, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -68,6 +70,7 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&config)?;
+    let metrics = metrics_endpoint::install()?;
     let mut store_options = StoreOptions::new(config.data_dir.clone());
     store_options.wal_segment_bytes = config.wal_segment_bytes;
     let (store, report) = tokio::task::spawn_blocking(move || LogStore::open(&store_options))
@@ -96,15 +99,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
         durability = "fsync before ack (group commit)",
         "strata started"
     );
+    strata_log::metrics::record_recovery(&report);
     let damaged: Vec<String> = report
         .damaged
         .iter()
         .map(|d| format!("{}@{}+{}", d.file.display(), d.position, d.length))
         .collect();
+    let checked = report.entries_recovered + report.damaged.len() as u64;
+    let corruption_rate = if checked == 0 {
+        0.0
+    } else {
+        report.damaged.len() as f64 / checked as f64
+    };
     info!(
+        wal_segments = report.wal_segments,
         entries_recovered = report.entries_recovered,
+        entries_already_sealed = report.entries_already_sealed,
         damaged_entries = report.damaged.len(),
         damaged = ?damaged,
+        corruption_rate = %format!("{:.6}", corruption_rate),
         torn_tails = report.torn_tails.len(),
         millis = report.duration.as_millis() as u64,
         "recovery summary"
@@ -146,9 +159,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let clock = tokio::spawn(groups.run_clock(shutdown_rx.clone()));
     let txn_clock = tokio::spawn(txns.run_clock(shutdown_rx.clone()));
     let ready = Arc::new(AtomicBool::new(false));
+    let upkeep = tokio::spawn(metrics_endpoint::upkeep(
+        metrics.clone(),
+        shutdown_rx.clone(),
+    ));
     let http = tokio::spawn(strata_broker::http::run(
         http_listener,
         Arc::clone(&ready),
+        metrics_endpoint::renderer(metrics, Arc::clone(&broker)),
         shutdown_rx.clone(),
     ));
     let kafka = tokio::spawn(strata_broker::server::run(broker, listener, shutdown_rx));
@@ -159,6 +177,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     let _ = kafka.await;
     let _ = http.await;
+    let _ = upkeep.await;
     let _ = clock.await;
     let _ = txn_clock.await;
     tokio::task::spawn_blocking(move || store.shutdown())

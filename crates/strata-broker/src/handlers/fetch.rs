@@ -145,3 +145,25 @@ fn find_topic(broker: &Broker, version: i16, fetch_topic: &FetchTopic) -> Option
         broker.store.topic(&fetch_topic.topic)
     }
 }
+
+/// Counts the record bytes a fetch answer sends, per topic.
+pub fn record_traffic(broker: &Broker, response: &FetchResponse) {
+    for topic in &response.responses {
+        let bytes: usize = topic
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+            .sum();
+        if bytes == 0 {
+            continue;
+        }
+        if topic.topic.is_empty() {
+            let id = TopicId(*topic.topic_id.as_bytes());
+            if let Some(known) = broker.store.registry().topic_by_id(id) {
+                broker.topic_labels.record_out(&known.name, bytes);
+            }
+        } else {
+            broker.topic_labels.record_out(&topic.topic, bytes);
+        }
+    }
+}

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api_versions;
 pub mod configs;
+pub mod error_codes;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -12,7 +13,10 @@ pub mod produce;
 pub mod producer_id;
 pub mod txn;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
@@ -22,145 +26,157 @@ use strata_protocol::ProtocolError;
 use tracing::{debug, warn};
 
 use crate::connection::PendingResponse;
-use crate::Broker;
+use crate::{metrics, Broker};
+
+/// A handler's answer being worked out; `None` when the request gets none.
+type PendingBody = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+
+fn now(body: ResponseKind) -> PendingBody {
+    Box::pin(std::future::ready(Some(body)))
+}
 
 /// Starts handling one frame. `None` closes the connection.
 pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse> {
-    let prefix = HeaderPrefix::peek(&frame).ok()?;
+    let started = Instant::now();
+    let Ok(prefix) = HeaderPrefix::peek(&frame) else {
+        metrics::record_refused("malformed_header");
+        return None;
+    };
     let request = match decode_request(frame) {
         Ok(request) => request,
         Err(ProtocolError::UnsupportedVersion { api_key, .. })
             if api_key == ApiKey::ApiVersions as i16 =>
         {
-            return ready(api_versions::unsupported_version_answer(
-                prefix.correlation_id,
-            ));
+            metrics::record_refused("unsupported_version");
+            let answer = api_versions::unsupported_version_answer(prefix.correlation_id)?;
+            return Some(Box::pin(std::future::ready(Some(answer))));
         }
         Err(e) => {
             debug!(error = %e, "refusing request");
+            metrics::record_refused(refusal_reason(&e));
             return None;
         }
     };
     let version = request.header.request_api_version;
     let api_key = request.api_key;
     let correlation_id = request.header.correlation_id;
-    let answer = |body: ResponseKind| encode_response(api_key, version, correlation_id, &body);
-    let response = match request.body {
-        RequestKind::Produce(r) => {
-            return Some(produce::start(broker, version, correlation_id, r).await)
-        }
+    let body = route(broker, version, request.body).await?;
+    Some(Box::pin(async move {
+        let body = body.await;
+        metrics::record_request(api_key, version, started.elapsed(), body.as_ref());
+        encode_response(api_key, version, correlation_id, &body?)
+    }))
+}
+
+fn refusal_reason(error: &ProtocolError) -> &'static str {
+    match error {
+        ProtocolError::FrameTooLarge { .. } | ProtocolError::BadFrameLength(_) => "frame_length",
+        ProtocolError::MalformedHeader => "malformed_header",
+        ProtocolError::UnknownApiKey(_) => "unknown_api",
+        ProtocolError::UnsupportedVersion { .. } => "unsupported_version",
+        ProtocolError::MalformedBody { .. } => "malformed_body",
+    }
+}
+
+/// Hands a decoded request to its API's handler. `None` closes the connection.
+async fn route(broker: &Arc<Broker>, version: i16, body: RequestKind) -> Option<PendingBody> {
+    let pending = match body {
+        RequestKind::Produce(r) => produce::start(broker, r).await,
         RequestKind::Fetch(r) => {
             let broker = Arc::clone(broker);
-            return Some(Box::pin(async move {
+            Box::pin(async move {
                 let body = fetch::handle(&broker, version, r).await;
-                encode_response(api_key, version, correlation_id, &ResponseKind::Fetch(body))
-            }));
+                fetch::record_traffic(&broker, &body);
+                Some(ResponseKind::Fetch(body))
+            })
         }
         RequestKind::JoinGroup(r) => {
             let broker = Arc::clone(broker);
-            return Some(Box::pin(async move {
-                let body = groups::join_group(&broker, version, r).await;
-                encode_response(
-                    api_key,
-                    version,
-                    correlation_id,
-                    &ResponseKind::JoinGroup(body),
-                )
-            }));
+            Box::pin(async move {
+                Some(ResponseKind::JoinGroup(
+                    groups::join_group(&broker, version, r).await,
+                ))
+            })
         }
         RequestKind::SyncGroup(r) => {
             let broker = Arc::clone(broker);
-            return Some(Box::pin(async move {
-                let body = groups::sync_group(&broker, r).await;
-                encode_response(
-                    api_key,
-                    version,
-                    correlation_id,
-                    &ResponseKind::SyncGroup(body),
-                )
-            }));
+            Box::pin(async move {
+                Some(ResponseKind::SyncGroup(
+                    groups::sync_group(&broker, r).await,
+                ))
+            })
         }
-        RequestKind::FindCoordinator(r) => answer(ResponseKind::FindCoordinator(
+        RequestKind::FindCoordinator(r) => now(ResponseKind::FindCoordinator(
             groups::find_coordinator(broker, version, r),
         )),
-        RequestKind::Heartbeat(r) => answer(ResponseKind::Heartbeat(groups::heartbeat(broker, r))),
-        RequestKind::LeaveGroup(r) => answer(ResponseKind::LeaveGroup(groups::leave_group(
+        RequestKind::Heartbeat(r) => now(ResponseKind::Heartbeat(groups::heartbeat(broker, r))),
+        RequestKind::LeaveGroup(r) => now(ResponseKind::LeaveGroup(groups::leave_group(
             broker, version, r,
         ))),
-        RequestKind::ListGroups(r) => {
-            answer(ResponseKind::ListGroups(groups::list_groups(broker, r)))
-        }
-        RequestKind::DescribeGroups(r) => answer(ResponseKind::DescribeGroups(
+        RequestKind::ListGroups(r) => now(ResponseKind::ListGroups(groups::list_groups(broker, r))),
+        RequestKind::DescribeGroups(r) => now(ResponseKind::DescribeGroups(
             groups::describe_groups(broker, r),
         )),
-        RequestKind::DeleteGroups(r) => answer(ResponseKind::DeleteGroups(
+        RequestKind::DeleteGroups(r) => now(ResponseKind::DeleteGroups(
             groups::delete_groups(broker, r).await,
         )),
         RequestKind::OffsetCommit(r) => {
-            answer(ResponseKind::OffsetCommit(offsets::commit(broker, r).await))
+            now(ResponseKind::OffsetCommit(offsets::commit(broker, r).await))
         }
-        RequestKind::OffsetFetch(r) => answer(ResponseKind::OffsetFetch(offsets::fetch(
+        RequestKind::OffsetFetch(r) => now(ResponseKind::OffsetFetch(offsets::fetch(
             broker, version, r,
         ))),
         RequestKind::OffsetDelete(r) => {
-            answer(ResponseKind::OffsetDelete(offsets::delete(broker, r).await))
+            now(ResponseKind::OffsetDelete(offsets::delete(broker, r).await))
         }
-        RequestKind::InitProducerId(r) => answer(ResponseKind::InitProducerId(
+        RequestKind::InitProducerId(r) => now(ResponseKind::InitProducerId(
             producer_id::handle(broker, r).await,
         )),
-        RequestKind::AddPartitionsToTxn(r) => answer(ResponseKind::AddPartitionsToTxn(
+        RequestKind::AddPartitionsToTxn(r) => now(ResponseKind::AddPartitionsToTxn(
             txn::add_partitions(broker, version, r).await,
         )),
-        RequestKind::AddOffsetsToTxn(r) => answer(ResponseKind::AddOffsetsToTxn(
+        RequestKind::AddOffsetsToTxn(r) => now(ResponseKind::AddOffsetsToTxn(
             txn::add_offsets(broker, r).await,
         )),
-        RequestKind::TxnOffsetCommit(r) => answer(ResponseKind::TxnOffsetCommit(
+        RequestKind::TxnOffsetCommit(r) => now(ResponseKind::TxnOffsetCommit(
             txn::offset_commit(broker, r).await,
         )),
-        RequestKind::EndTxn(r) => answer(ResponseKind::EndTxn(txn::end(broker, r).await)),
-        RequestKind::ApiVersions(_) => answer(ResponseKind::ApiVersions(api_versions::handle())),
+        RequestKind::EndTxn(r) => now(ResponseKind::EndTxn(txn::end(broker, r).await)),
+        RequestKind::ApiVersions(_) => now(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => {
-            answer(ResponseKind::Metadata(metadata::handle(broker, version, r)))
+            now(ResponseKind::Metadata(metadata::handle(broker, version, r)))
         }
-        RequestKind::ListOffsets(r) => answer(ResponseKind::ListOffsets(list_offsets::handle(
+        RequestKind::ListOffsets(r) => now(ResponseKind::ListOffsets(list_offsets::handle(
             broker, version, r,
         ))),
         RequestKind::CreateTopics(r) => {
-            answer(ResponseKind::CreateTopics(admin::create_topics(broker, r)))
+            now(ResponseKind::CreateTopics(admin::create_topics(broker, r)))
         }
         RequestKind::DeleteTopics(r) => {
-            answer(ResponseKind::DeleteTopics(admin::delete_topics(broker, r)))
+            now(ResponseKind::DeleteTopics(admin::delete_topics(broker, r)))
         }
-        RequestKind::CreatePartitions(r) => answer(ResponseKind::CreatePartitions(
+        RequestKind::CreatePartitions(r) => now(ResponseKind::CreatePartitions(
             admin::create_partitions(broker, r),
         )),
-        RequestKind::DeleteRecords(r) => answer(ResponseKind::DeleteRecords(
-            admin::delete_records(broker, r),
-        )),
-        RequestKind::DescribeCluster(r) => answer(ResponseKind::DescribeCluster(
+        RequestKind::DeleteRecords(r) => now(ResponseKind::DeleteRecords(admin::delete_records(
+            broker, r,
+        ))),
+        RequestKind::DescribeCluster(r) => now(ResponseKind::DescribeCluster(
             admin::describe_cluster(broker, r),
         )),
-        RequestKind::DescribeConfigs(r) => answer(ResponseKind::DescribeConfigs(
-            configs::describe(broker, version, r),
-        )),
-        RequestKind::AlterConfigs(r) => {
-            answer(ResponseKind::AlterConfigs(configs::alter(broker, r)))
-        }
-        RequestKind::IncrementalAlterConfigs(r) => answer(ResponseKind::IncrementalAlterConfigs(
+        RequestKind::DescribeConfigs(r) => now(ResponseKind::DescribeConfigs(configs::describe(
+            broker, version, r,
+        ))),
+        RequestKind::AlterConfigs(r) => now(ResponseKind::AlterConfigs(configs::alter(broker, r))),
+        RequestKind::IncrementalAlterConfigs(r) => now(ResponseKind::IncrementalAlterConfigs(
             configs::incremental_alter(broker, r),
         )),
         other => {
-            warn!(api = ?api_key, "request decoded for an API that has no handler");
-            drop(other);
+            warn!(request = ?std::mem::discriminant(&other), "request decoded for an API that has no handler");
             return None;
         }
     };
-    ready(response)
-}
-
-fn ready(response: Option<BytesMut>) -> Option<PendingResponse> {
-    let response = response?;
-    Some(Box::pin(std::future::ready(Some(response))))
+    Some(pending)
 }
 
 /// Frames a response: length, header (v0 or flexible v1), body.

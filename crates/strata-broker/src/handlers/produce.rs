@@ -8,15 +8,14 @@ use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 use strata_log::{PendingBatch, Topic};
 use strata_protocol::batch::{split_batches, validate_crc};
 use strata_protocol::records::require_keys;
 use strata_protocol::BatchError;
 
-use super::{encode_response, text};
-use crate::connection::PendingResponse;
+use super::{text, PendingBody};
 use crate::{errors, Broker};
 
 /// Limit on decompressed records when a batch must be opened (compacted topics).
@@ -27,16 +26,16 @@ enum Slot {
     /// Refused before the log saw it.
     Refused(PartitionProduceResponse),
     /// Queued; its result is the next one from the ticket.
-    Queued(i32),
+    Queued {
+        index: i32,
+        bytes: usize,
+        records: u64,
+    },
 }
 
-/// Validates and queues the request; the returned future is its answer.
-pub async fn start(
-    broker: &Arc<Broker>,
-    version: i16,
-    correlation_id: i32,
-    request: ProduceRequest,
-) -> PendingResponse {
+/// Validates and queues the request; the returned future is its answer
+/// (none for acks=0).
+pub async fn start(broker: &Arc<Broker>, request: ProduceRequest) -> PendingBody {
     let mut pending = Vec::new();
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
@@ -52,30 +51,44 @@ pub async fn start(
             .partition_data
             .into_iter()
             .map(|data| match validate(topic.as_deref(), data) {
-                Ok((index, batch)) => {
+                Ok((index, records, batch)) => {
+                    let bytes = batch.batch.len();
                     pending.push(batch);
-                    Slot::Queued(index)
+                    Slot::Queued {
+                        index,
+                        bytes,
+                        records,
+                    }
                 }
                 Err(refused) => Slot::Refused(*refused),
             })
             .collect();
-        topics.push((topic_data.name, topic_data.topic_id, slots));
+        let label = topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        topics.push((topic_data.name, topic_data.topic_id, label, slots));
     }
     let ticket = broker.store.submit(pending).await;
     let acks = request.acks;
+    let broker = Arc::clone(broker);
     Box::pin(async move {
         let mut results = ticket.wait().await.into_iter();
-        if acks == 0 {
-            return None;
-        }
-        let responses = topics
+        let responses: Vec<TopicProduceResponse> = topics
             .into_iter()
-            .map(|(name, topic_id, slots)| {
+            .map(|(name, topic_id, label, slots)| {
                 let partition_responses = slots
                     .into_iter()
                     .map(|slot| match slot {
                         Slot::Refused(response) => response,
-                        Slot::Queued(index) => answer(index, results.next()),
+                        Slot::Queued {
+                            index,
+                            bytes,
+                            records,
+                        } => {
+                            let result = results.next();
+                            if matches!(result, Some(Ok(_))) {
+                                broker.topic_labels.record_in(&label, bytes, records);
+                            }
+                            answer(index, result)
+                        }
                     })
                     .collect();
                 TopicProduceResponse::default()
@@ -84,13 +97,12 @@ pub async fn start(
                     .with_partition_responses(partition_responses)
             })
             .collect();
-        let body = ProduceResponse::default().with_responses(responses);
-        encode_response(
-            ApiKey::Produce,
-            version,
-            correlation_id,
-            &ResponseKind::Produce(body),
-        )
+        if acks == 0 {
+            return None;
+        }
+        Some(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(responses),
+        ))
     })
 }
 
@@ -128,7 +140,7 @@ fn refused(index: i32, error: ResponseError, message: String) -> Box<PartitionPr
 fn validate(
     topic: Option<&Topic>,
     data: PartitionProduceData,
-) -> Result<(i32, PendingBatch), Box<PartitionProduceResponse>> {
+) -> Result<(i32, u64, PendingBatch), Box<PartitionProduceResponse>> {
     let index = data.index;
     let unknown = || {
         refused(
@@ -183,8 +195,13 @@ fn validate(
             }
         }
     }
+    let record_count = batches
+        .iter()
+        .map(|(header, _)| u64::try_from(header.record_count).unwrap_or(0))
+        .sum();
     Ok((
         index,
+        record_count,
         PendingBatch {
             partition,
             batch: records,
