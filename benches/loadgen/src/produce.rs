@@ -1,0 +1,227 @@
+//! Producing: one librdkafka producer per thread, optionally paced to a
+//! rate, each message's send-to-ack latency recorded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+
+use crate::kafka::{payload_pool, Connection};
+use crate::stats::latency_histogram;
+use crate::Throughput;
+
+#[derive(Debug, Clone)]
+pub struct ProduceSpec {
+    pub topic: String,
+    pub messages: u64,
+    pub size: usize,
+    pub acks: String,
+    pub compression: String,
+    pub producers: usize,
+    /// Messages per second over all producers; `None` is full speed.
+    pub rate: Option<f64>,
+    pub max_duration: Duration,
+    pub linger_ms: u32,
+    /// Put the send time (µs since `origin`) in the first 8 payload bytes.
+    pub stamp_payload: bool,
+    /// Messages sent during this first stretch are marked [`WARMUP`] and
+    /// their latencies are not recorded (connections and fetchers starting).
+    pub warmup: Duration,
+}
+
+/// Set in a send-time stamp of a warm-up message.
+pub const WARMUP: u64 = 1 << 63;
+
+pub struct ProduceOutcome {
+    pub throughput: Throughput,
+    pub ack_latency: Histogram<u64>,
+    pub first_error: Option<String>,
+}
+
+struct Delivery {
+    origin: Instant,
+    latency: Mutex<Histogram<u64>>,
+    acked: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Delivery {}
+
+impl ProducerContext for Delivery {
+    /// Send time in µs since `origin`.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_at: usize) {
+        match result {
+            Ok(_) => {
+                self.acked.fetch_add(1, Ordering::Relaxed);
+                if sent_at as u64 & WARMUP != 0 {
+                    return;
+                }
+                let now = micros_since(self.origin);
+                let latency = now.saturating_sub(sent_at as u64).max(1);
+                if let Ok(mut h) = self.latency.lock() {
+                    let _ = h.record(latency);
+                }
+            }
+            Err((error, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| error.to_string());
+                }
+            }
+        }
+    }
+}
+
+pub fn micros_since(origin: Instant) -> u64 {
+    u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Runs the producers; `origin` is the clock payload stamps are read against.
+pub fn run(
+    connection: &Connection,
+    spec: &ProduceSpec,
+    origin: Instant,
+) -> anyhow::Result<ProduceOutcome> {
+    let producers = spec.producers.max(1);
+    let started = Instant::now();
+    let outcomes: Vec<anyhow::Result<(Delivery, u64)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..producers)
+            .map(|i| {
+                let share = spec.messages / producers as u64
+                    + u64::from((i as u64) < spec.messages % producers as u64);
+                scope.spawn(move || produce_share(connection, spec, origin, share, i))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("producer thread panicked"))?
+            })
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let mut ack_latency = latency_histogram()?;
+    let (mut acked, mut failed, mut sent) = (0, 0, 0);
+    let mut first_error = None;
+    for outcome in outcomes {
+        let (delivery, count) = outcome?;
+        sent += count;
+        acked += delivery.acked.load(Ordering::Relaxed);
+        failed += delivery.failed.load(Ordering::Relaxed);
+        if let Ok(h) = delivery.latency.lock() {
+            ack_latency.add(&*h)?;
+        }
+        if first_error.is_none() {
+            first_error = delivery.first_error.lock().ok().and_then(|e| e.clone());
+        }
+    }
+    let key_len = 0;
+    Ok(ProduceOutcome {
+        throughput: Throughput::new(acked, acked * (spec.size + key_len) as u64, seconds, failed)
+            .with_sent(sent),
+        ack_latency,
+        first_error,
+    })
+}
+
+fn produce_share(
+    connection: &Connection,
+    spec: &ProduceSpec,
+    origin: Instant,
+    messages: u64,
+    index: usize,
+) -> anyhow::Result<(Delivery, u64)> {
+    let mut config = connection.config();
+    config
+        .set("acks", &spec.acks)
+        .set("compression.type", &spec.compression)
+        .set("linger.ms", spec.linger_ms.to_string())
+        .set("enable.idempotence", "false")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("message.timeout.ms", "120000")
+        .set("client.id", format!("strata-bench-producer-{index}"));
+    connection.finish(&mut config);
+    let context = Delivery {
+        origin,
+        latency: Mutex::new(latency_histogram()?),
+        acked: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+    };
+    let producer: BaseProducer<Delivery> = config.create_with_context(context)?;
+    let pool = payload_pool(spec.size.max(8) + 64 * 1024);
+    let mut payload = vec![0u8; spec.size];
+    let per_thread_rate = spec.rate.map(|r| r / spec.producers.max(1) as f64);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    for i in 0..messages {
+        if started.elapsed() >= spec.max_duration {
+            break;
+        }
+        if let Some(rate) = per_thread_rate {
+            // Serve delivery reports while waiting, so ack latency is not
+            // inflated by the pacing.
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            loop {
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                producer.poll(due - now);
+            }
+        }
+        let at = (i as usize * 7919) % (pool.len() - spec.size);
+        payload.copy_from_slice(&pool[at..at + spec.size]);
+        let mut sent_at = micros_since(origin);
+        if started.elapsed() < spec.warmup {
+            sent_at |= WARMUP;
+        }
+        if spec.stamp_payload && payload.len() >= 8 {
+            payload[..8].copy_from_slice(&sent_at.to_le_bytes());
+        }
+        let mut record =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(&spec.topic, sent_at as usize)
+                .payload(&payload[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => anyhow::bail!("produce failed: {e}"),
+            }
+        }
+        sent += 1;
+        if i % 256 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let context = producer.context();
+    // Move the counters out of the producer's context.
+    let delivery = Delivery {
+        origin,
+        latency: Mutex::new(
+            context
+                .latency
+                .lock()
+                .map_err(|_| anyhow::anyhow!("latency lock poisoned"))?
+                .clone(),
+        ),
+        acked: AtomicU64::new(context.acked.load(Ordering::Relaxed)),
+        failed: AtomicU64::new(context.failed.load(Ordering::Relaxed)),
+        first_error: Mutex::new(context.first_error.lock().ok().and_then(|e| e.clone())),
+    };
+    Ok((delivery, sent))
+}
