@@ -69,9 +69,9 @@ PY
 }
 
 if (( SMOKE )); then
-    S1=2000; S2=5000; LAT_S=1; S4P=20; S6_BYTES=$((4 * 1024 * 1024)); DISK_MB=8; LOOP_MB=64
+    S1=2000; S2=5000; LAT_S=2; WARMUP=0.3; S4P=20; S6_BYTES=$((4 * 1024 * 1024)); DISK_MB=8; LOOP_MB=64
 else
-    S1=500000; S2=2000000; LAT_S=10; S4P=1000; S6_BYTES=$((1024 * 1024 * 1024)); DISK_MB=512; LOOP_MB=4096
+    S1=500000; S2=2000000; LAT_S=10; WARMUP=1; S4P=1000; S6_BYTES=$((1024 * 1024 * 1024)); DISK_MB=512; LOOP_MB=4096
 fi
 
 echo "== machine limits (data dir's file system: $WORK)"
@@ -92,14 +92,14 @@ run s2-p4 produce --topic s2b --partitions 4 --messages "$S2" --size 100
 
 echo "== 3. latency at 50% of scenario 1's peak, and single-message acks=all"
 RATE=$(python3 -c "import json; print(int(json.load(open('$RESULTS/s1-produce.json'))['produce']['msgs_per_s'] * 0.5))")
-run s3-half-peak latency --topic s3 --partitions 4 --size 1024 --rate "$RATE" --messages $((RATE * LAT_S)) --linger-ms 1
-run s3-single latency --topic s3single --partitions 1 --size 1024 --rate 200 --messages $((200 * LAT_S)) --linger-ms 0
+run s3-half-peak latency --topic s3 --partitions 4 --size 1024 --rate "$RATE" --messages $((RATE * LAT_S)) --linger-ms 1 --warmup-seconds "$WARMUP"
+run s3-single latency --topic s3single --partitions 1 --size 1024 --rate 200 --messages $((200 * LAT_S)) --linger-ms 0 --warmup-seconds "$WARMUP"
 
 echo "== 4. many partitions: $S4P partitions, scenario 1's load"
 run s4-produce produce --topic s4 --partitions "$S4P" --messages "$S1" --size 1024
 
 echo "== 5. burst: one producer at full speed while a group of 3 reads"
-run s5-burst mixed --topic s5 --partitions 6 --messages "$S1" --size 1024 --consumers 3
+run s5-burst mixed --topic s5 --partitions 6 --messages "$S1" --size 1024 --consumers 3 --warmup-seconds "$WARMUP"
 
 echo "== 6. recovery: kill -9 with unsealed WAL, time until ready"
 stop_broker

@@ -1,7 +1,7 @@
 //! Consuming: one librdkafka consumer per thread, either assigned a share
 //! of the partitions from the beginning or subscribed as a group.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -25,6 +25,16 @@ pub struct ConsumeSpec {
     pub max_duration: Duration,
     /// Read the send time from the first 8 payload bytes (end-to-end latency).
     pub stamped: bool,
+    /// Partitions of the topic, for counting each offset once.
+    pub partitions: usize,
+}
+
+/// Shared between the consumer threads of a run.
+#[derive(Clone, Copy)]
+struct Counters<'a> {
+    received: &'a AtomicU64,
+    seen: &'a [AtomicI64],
+    assigned: &'a AtomicUsize,
 }
 
 pub struct ConsumeOutcome {
@@ -90,14 +100,23 @@ pub fn run(
         0
     };
     let received = AtomicU64::new(0);
+    // Highest offset seen per partition: a message delivered again (a group
+    // rebalance hands a partition to a consumer that starts over) counts once.
+    let seen: Vec<AtomicI64> = (0..spec.partitions.max(1))
+        .map(|_| AtomicI64::new(-1))
+        .collect();
+    let counters = Counters {
+        received: &received,
+        seen: &seen,
+        assigned,
+    };
     let started = Instant::now();
     let outcomes: Vec<anyhow::Result<ConsumeOutcome>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..spec.consumers.max(1))
             .map(|i| {
-                let received = &received;
-                scope.spawn(move || {
-                    consume_share(connection, spec, origin, i, partitions, received, assigned)
-                })
+                let counters = &counters;
+                scope
+                    .spawn(move || consume_share(connection, spec, origin, i, partitions, counters))
             })
             .collect();
         handles
@@ -132,9 +151,13 @@ fn consume_share(
     origin: Instant,
     index: usize,
     partitions: i32,
-    received: &AtomicU64,
-    assigned: &AtomicUsize,
+    counters: &Counters<'_>,
 ) -> anyhow::Result<ConsumeOutcome> {
+    let Counters {
+        received,
+        seen,
+        assigned,
+    } = *counters;
     let consumer = consumer(connection, spec.group.as_deref(), index)?;
     match &spec.group {
         Some(_) => consumer.subscribe(&[&spec.topic])?,
@@ -175,6 +198,12 @@ fn consume_share(
             continue;
         };
         let message = message?;
+        let partition = usize::try_from(message.partition()).ok();
+        if let Some(high) = partition.and_then(|p| seen.get(p)) {
+            if high.fetch_max(message.offset(), Ordering::Relaxed) >= message.offset() {
+                continue;
+            }
+        }
         let payload = message.payload().unwrap_or_default();
         if spec.stamped && payload.len() >= 8 {
             let mut stamp = [0u8; 8];

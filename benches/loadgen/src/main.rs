@@ -241,6 +241,8 @@ fn main() -> anyhow::Result<()> {
                 expect,
                 max_duration: Duration::from_secs(*max_seconds),
                 stamped: false,
+                partitions: usize::try_from(consume::topic_extent(&connection, topic)?.1)
+                    .unwrap_or(1),
             };
             let started = Instant::now();
             let outcome = consume::run(&connection, &spec, origin, &AtomicUsize::new(0))?;
@@ -305,6 +307,7 @@ fn produce_and_consume(
         expect: args.messages,
         max_duration: Duration::from_secs(args.max_seconds + 30),
         stamped: true,
+        partitions,
     };
     let assigned = AtomicUsize::new(0);
     std::thread::scope(|scope| {
