@@ -57,6 +57,8 @@ def main():
          f">= 0.7 x disk ({0.7 * disk:.0f})", ok(s1p["mb_per_s"] >= 0.7 * disk)),
         ("1 steady", "consume MB/s (one consumer)", f"{s1c['mb_per_s']:.0f} ({s1c['mb_per_s'] / loop:.2f} x loopback)",
          ">= 800", ok(s1c["mb_per_s"] >= 800)),
+        ("1 steady", "consume MB/s, two consumers (one client process)", f"{tp('s1-consume-2', 'consume')['mb_per_s']:.0f}",
+         "(for comparison)", ""),
         ("2 small", "100 B msgs/s, 1 partition", f"{tp('s2-p1')['msgs_per_s']:,.0f}", ">= 500,000",
          ok(tp("s2-p1")["msgs_per_s"] >= 500_000)),
         ("2 small", "100 B msgs/s, 4 partitions", f"{tp('s2-p4')['msgs_per_s']:,.0f}", ">= 500,000",

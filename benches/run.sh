@@ -51,6 +51,8 @@ trap stop_broker EXIT
 # run NAME ARGS...: one strata-bench run, JSON kept, table shown, command recorded.
 run() {
     local name=$1; shift
+    # Each run starts on a quiet disk: the previous run's writeback is done.
+    sync; sleep 0.5
     local cmd=("$BENCH" --bootstrap "$BOOT" --broker-pid "$PID" --limits "$RESULTS/limits.json" --label "$name" "$@")
     echo "strata-bench --bootstrap \$BOOT --broker-pid \$PID --limits limits.json --label $name $*" >> "$COMMANDS"
     "${cmd[@]}" --json > "$RESULTS/$name.json"
@@ -85,6 +87,7 @@ echo "$IDLE_RSS" > "$RESULTS/idle_rss"
 echo "== 1. steady: 1 KiB, 4 partitions, acks=all, one producer; then one consumer"
 run s1-produce produce --topic s1 --partitions 4 --messages "$S1" --size 1024
 run s1-consume consume --topic s1
+run s1-consume-2 consume --topic s1 --consumers 2
 
 echo "== 2. small messages: 100 B, acks=all"
 run s2-p1 produce --topic s2a --partitions 1 --messages "$S2" --size 100

@@ -6,12 +6,19 @@
 //! segment is fsync'd, and only then is the WAL segment deleted. A crash at
 //! any point leaves the WAL segment in place; recovery skips the batches that
 //! already reached a sealed segment.
+//!
+//! A segment is read entry by entry through a bounded buffer (a segment with
+//! damage is read whole, stepping over it), and sealed data is synced every
+//! few MiB outside the partition locks, so sealing neither holds a segment
+//! in memory nor stalls producers behind one large flush.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_protocol::batch::BatchHeader;
+use strata_wal::{EntryReader, NextEntry};
 use tracing::{debug, error, warn};
 
 use crate::entry;
@@ -48,37 +55,27 @@ impl Sealer {
 
     fn seal(&self, id: u64) -> Result<(), LogError> {
         let path = strata_wal::segment_path(&self.wal_dir, id);
-        let bytes = std::fs::read(&path).map_err(|source| LogError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let scan = strata_wal::scan_segment(&bytes);
-        let mut touched: HashMap<(crate::TopicId, i32), Arc<PartitionLog>> = HashMap::new();
-        for span in &scan.entries {
-            let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
-            let end = start.saturating_add(span.payload_len as usize);
-            let Some(payload) = bytes.get(start..end) else {
-                continue;
-            };
-            let Some(prefix) = entry::read_prefix(payload) else {
-                continue;
-            };
-            let Some(partition) = self.registry.partition(prefix.topic, prefix.partition) else {
-                continue;
-            };
-            let batch = payload.get(entry::PREFIX_LEN..).unwrap_or_default();
-            if seal_batch(&partition, &self.registry, batch)? {
-                touched.insert((prefix.topic, prefix.partition), partition);
+        let mut sealing = Sealing::default();
+        if !self.seal_streaming(&path, &mut sealing)? {
+            // Damage or a torn tail (recovery reported it): read the segment
+            // whole and step over the damage. Batches sealed by the
+            // streaming pass are recognised and skipped.
+            let bytes = std::fs::read(&path).map_err(|source| LogError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let scan = strata_wal::scan_segment(&bytes);
+            for span in &scan.entries {
+                let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
+                let end = start.saturating_add(span.payload_len as usize);
+                if let Some(payload) = bytes.get(start..end) {
+                    self.seal_entry(payload, &mut sealing)?;
+                }
             }
         }
-        for partition in touched.values() {
-            let snapshot = {
-                let st = partition.state();
-                if let Some(active) = st.sealed.last() {
-                    active.sync()?;
-                }
-                crate::producer_snapshot::capture(&st)
-            };
+        sealing.sync_pending()?;
+        for partition in sealing.touched.values() {
+            let snapshot = crate::producer_snapshot::capture(&partition.state());
             if !snapshot.producers.producers.is_empty() {
                 crate::producer_snapshot::save(&partition.dir, &snapshot)?;
             }
@@ -90,31 +87,117 @@ impl Sealer {
         strata_wal::sync_dir(&self.wal_dir)?;
         debug!(
             segment = id,
-            partitions = touched.len(),
+            partitions = sealing.touched.len(),
             "sealed WAL segment"
         );
         Ok(())
     }
+
+    /// Seals a segment entry by entry through a bounded buffer. `false`
+    /// when it met bytes that are not an intact entry.
+    fn seal_streaming(&self, path: &Path, sealing: &mut Sealing) -> Result<bool, LogError> {
+        let Some(mut reader) = EntryReader::open(path)? else {
+            return Ok(false);
+        };
+        let mut payload = Vec::new();
+        loop {
+            match reader.next(&mut payload)? {
+                NextEntry::Entry => self.seal_entry(&payload, sealing)?,
+                NextEntry::End => return Ok(true),
+                NextEntry::Irregular => return Ok(false),
+            }
+        }
+    }
+
+    fn seal_entry(&self, payload: &[u8], sealing: &mut Sealing) -> Result<(), LogError> {
+        let Some(prefix) = entry::read_prefix(payload) else {
+            return Ok(());
+        };
+        let Some(partition) = self.registry.partition(prefix.topic, prefix.partition) else {
+            return Ok(());
+        };
+        let batch = payload.get(entry::PREFIX_LEN..).unwrap_or_default();
+        if let Some(written) = seal_batch(&partition, &self.registry, batch)? {
+            sealing
+                .touched
+                .insert((prefix.topic, prefix.partition), partition);
+            sealing.note(written)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sealed segment data written since the last sync.
+const SYNC_EVERY: u64 = 4 * 1024 * 1024;
+
+/// What one sealing pass has written and not yet made durable. Files are
+/// synced every [`SYNC_EVERY`] bytes, outside any partition lock, so the
+/// disk sees a steady trickle instead of one large flush that stalls the
+/// WAL's fsyncs (and the producers waiting on them).
+#[derive(Default)]
+struct Sealing {
+    touched: HashMap<(crate::TopicId, i32), Arc<PartitionLog>>,
+    pending: HashMap<PathBuf, Arc<File>>,
+    unsynced: u64,
+}
+
+impl Sealing {
+    fn note(&mut self, written: SealedWrite) -> Result<(), LogError> {
+        if let Some((path, file)) = written.rolled {
+            sync(&path, &file)?;
+            self.pending.remove(&path);
+        }
+        self.pending.insert(written.path, written.file);
+        self.unsynced += written.bytes;
+        if self.unsynced >= SYNC_EVERY {
+            self.sync_pending()?;
+        }
+        Ok(())
+    }
+
+    fn sync_pending(&mut self) -> Result<(), LogError> {
+        for (path, file) in self.pending.drain() {
+            sync(&path, &file)?;
+        }
+        self.unsynced = 0;
+        Ok(())
+    }
+}
+
+fn sync(path: &Path, file: &File) -> Result<(), LogError> {
+    file.sync_data().map_err(|source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A batch appended to a sealed segment, to be synced by the caller.
+struct SealedWrite {
+    path: PathBuf,
+    file: Arc<File>,
+    bytes: u64,
+    /// The segment that was active before this batch rolled a new one.
+    rolled: Option<(PathBuf, Arc<File>)>,
 }
 
 /// Appends one batch to its partition's active sealed segment, unless it is
-/// already sealed. Returns whether anything was written.
+/// already sealed. Returns what was written, for syncing outside the lock.
 fn seal_batch(
     partition: &PartitionLog,
     registry: &Registry,
     batch: &[u8],
-) -> Result<bool, LogError> {
+) -> Result<Option<SealedWrite>, LogError> {
     let header = match BatchHeader::parse(batch) {
         Ok(h) => h,
         Err(e) => {
             warn!(error = %e, "WAL entry holds no valid batch; not sealed");
-            return Ok(false);
+            return Ok(None);
         }
     };
     let segment_bytes = registry.segment_bytes(partition.topic);
     let mut st = partition.state_mut();
     if st.deleted {
-        return Ok(false);
+        return Ok(None);
     }
     if header.last_offset() < st.sealed_end() {
         // Already sealed, or wholly below the log start: nothing to keep.
@@ -122,26 +205,34 @@ fn seal_batch(
         while st.hot.front().is_some_and(|h| h.last_offset < floor) {
             st.hot.pop_front();
         }
-        return Ok(false);
+        return Ok(None);
     }
-    let roll = st.sealed.last().is_none_or(|s| s.size >= segment_bytes);
-    if roll {
-        if let Some(previous) = st.sealed.last() {
-            previous.sync()?;
-        }
+    let mut rolled = None;
+    if st.sealed.last().is_none_or(|s| s.size >= segment_bytes) {
+        rolled = st
+            .sealed
+            .last()
+            .map(|previous| (previous.path.clone(), Arc::clone(&previous.file)));
         st.sealed
             .push(SealedSegment::create(&partition.dir, header.base_offset)?);
     }
-    if let Some(active) = st.sealed.last_mut() {
-        let before = active.size;
-        if let Err(e) = active.append(batch) {
-            let _ = active.file.set_len(before);
-            return Err(e);
-        }
+    let Some(active) = st.sealed.last_mut() else {
+        return Ok(None);
+    };
+    let before = active.size;
+    if let Err(e) = active.append(batch) {
+        let _ = active.file.set_len(before);
+        return Err(e);
     }
+    let written = SealedWrite {
+        path: active.path.clone(),
+        file: Arc::clone(&active.file),
+        bytes: active.size - before,
+        rolled,
+    };
     let sealed_end = st.sealed_end();
     while st.hot.front().is_some_and(|h| h.last_offset < sealed_end) {
         st.hot.pop_front();
     }
-    Ok(true)
+    Ok(Some(written))
 }

@@ -174,6 +174,18 @@ fn damaged_wal_entry_is_skipped_and_the_rest_served() {
     let header = BatchHeader::parse(&batch("x", 0)).unwrap();
     assert_eq!(header.record_count, 1);
     store.shutdown();
+
+    // Shutdown drained the sealer: the damaged segment was sealed around
+    // its damage and deleted; what it held intact is now sealed.
+    assert!(!path.exists(), "damaged WAL segment was not sealed");
+    let (store, report) = LogStore::open(&options).unwrap();
+    assert!(report.damaged.is_empty());
+    let got = read_all(&store, "t");
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        vec![0, 2, 3, 4]
+    );
+    store.shutdown();
 }
 
 #[test]

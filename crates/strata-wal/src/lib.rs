@@ -7,6 +7,7 @@
 //! - [`format`]: the file header and the entry frame (magic, length, CRC64-NVME).
 //! - [`scan`]: reading a segment's bytes back — intact entries, damaged
 //!   entries (checksum failures, skipped and reported), torn tails.
+//! - [`reader`]: reading a segment's intact entries in order with bounded memory.
 //! - [`segment`]: segment files on disk — naming, the appending writer, reads.
 //!
 //! Invariants:
@@ -16,12 +17,14 @@
 //!   lexical order is their write order.
 
 pub mod format;
+pub mod reader;
 pub mod scan;
 pub mod segment;
 
 pub use format::{
     begin_entry, encode_entry, finish_entry, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER, MAX_PAYLOAD,
 };
+pub use reader::{EntryReader, NextEntry};
 pub use scan::{scan_segment, Damage, ScanResult};
 pub use segment::{
     list_segments, read_at, segment_path, sync_dir, truncate, SegmentId, SegmentWriter,

@@ -186,7 +186,7 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Option<BytesMut> {
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = BytesMut::with_capacity(size_hint(body));
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let encoded = header
@@ -199,6 +199,21 @@ pub fn encode_response(
     let length = i32::try_from(buf.len() - 4).ok()?;
     buf[..4].copy_from_slice(&length.to_be_bytes());
     Some(buf)
+}
+
+/// Room for a response, so a large fetch answer is encoded into one
+/// allocation instead of a buffer that doubles (and copies) its way up.
+fn size_hint(body: &ResponseKind) -> usize {
+    match body {
+        ResponseKind::Fetch(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.records.as_ref().map_or(0, bytes::Bytes::len) + 128)
+            .sum::<usize>()
+            .saturating_add(1024),
+        _ => 256,
+    }
 }
 
 /// A string for a response field.
