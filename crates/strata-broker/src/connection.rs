@@ -19,10 +19,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 use crate::handlers;
+use crate::outgoing::Outgoing;
 use crate::Broker;
 
 /// A response being produced; `None` when the request gets no answer.
-pub type PendingResponse = Pin<Box<dyn Future<Output = Option<BytesMut>> + Send>>;
+pub type PendingResponse = Pin<Box<dyn Future<Output = Option<Outgoing>> + Send>>;
 
 /// Kafka's `connections.max.idle.ms` default: an idle connection is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -98,8 +99,8 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<PendingResponse>,
 ) {
     while let Some(pending) = rx.recv().await {
-        if let Some(response) = pending.await {
-            if writer.write_all(&response).await.is_err() {
+        if let Some(mut response) = pending.await {
+            if writer.write_all_buf(&mut response).await.is_err() {
                 return;
             }
         }

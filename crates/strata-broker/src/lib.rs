@@ -4,6 +4,7 @@
 //! - [`server`]: accepting connections and shutting down cleanly.
 //! - [`connection`]: reading frames, answering in order, pipelining.
 //! - [`handlers`]: one module per Kafka API (decode → act → answer).
+//! - [`outgoing`]: encoded responses as pieces, written with one vectored write.
 //! - [`errors`]: the one place log errors become Kafka error codes.
 //! - [`http`]: `GET /health`, `GET /ready` and `GET /metrics`.
 //! - [`metrics`]: request, connection and traffic metrics, and the state
@@ -18,6 +19,7 @@ pub mod errors;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
+pub mod outgoing;
 pub mod server;
 
 use std::sync::Arc;

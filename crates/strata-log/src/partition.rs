@@ -13,7 +13,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use strata_protocol::batch::{split_batches, BatchHeader, HEADER_LEN};
 use strata_protocol::records::{for_each_record, RecordView};
 
@@ -188,20 +188,33 @@ impl PartitionLog {
             };
             (pieces, st.high_watermark, st.log_start, lso, limit, aborted)
         };
-        let mut out = BytesMut::new();
+        let mut parts: Vec<Vec<u8>> = Vec::with_capacity(pieces.len());
+        let mut read = 0u64;
         for piece in pieces {
-            let budget = (max_bytes as u64).saturating_sub(out.len() as u64);
-            let (data, complete) = read_piece(&piece, budget, out.is_empty())?;
-            out.extend_from_slice(&data);
+            let budget = (max_bytes as u64).saturating_sub(read);
+            let (data, complete) = read_piece(&piece, budget, parts.is_empty())?;
+            read += data.len() as u64;
+            parts.push(data);
             // A piece cut short ends the read: what follows would leave a gap.
-            if !complete || out.len() as u64 >= max_bytes as u64 {
+            if !complete || read >= max_bytes as u64 {
                 break;
             }
         }
+        // One piece (a sealed range) is served from its read buffer as is;
+        // several (hot batches) are joined with one copy.
+        let mut out = if parts.len() == 1 {
+            parts.pop().unwrap_or_default()
+        } else {
+            let mut joined = Vec::with_capacity(usize::try_from(read).unwrap_or(0));
+            for part in &parts {
+                joined.extend_from_slice(part);
+            }
+            joined
+        };
         let keep = batches_below(&out, limit);
         out.truncate(keep);
         Ok(ReadResult {
-            records: out.freeze(),
+            records: Bytes::from(out),
             high_watermark,
             log_start,
             last_stable_offset,

@@ -5,6 +5,7 @@ pub mod api_versions;
 pub mod configs;
 pub mod error_codes;
 pub mod fetch;
+pub mod fetch_encoding;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -26,6 +27,7 @@ use strata_protocol::ProtocolError;
 use tracing::{debug, warn};
 
 use crate::connection::PendingResponse;
+use crate::outgoing::Outgoing;
 use crate::{metrics, Broker};
 
 /// A handler's answer being worked out; `None` when the request gets none.
@@ -49,7 +51,7 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
         {
             metrics::record_refused("unsupported_version");
             let answer = api_versions::unsupported_version_answer(prefix.correlation_id)?;
-            return Some(Box::pin(std::future::ready(Some(answer))));
+            return Some(Box::pin(std::future::ready(Some(Outgoing::from(answer)))));
         }
         Err(e) => {
             debug!(error = %e, "refusing request");
@@ -64,7 +66,10 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
     Some(Box::pin(async move {
         let body = body.await;
         metrics::record_request(api_key, version, started.elapsed(), body.as_ref());
-        encode_response(api_key, version, correlation_id, &body?)
+        match body? {
+            ResponseKind::Fetch(fetch) => fetch_encoding::encode(version, correlation_id, fetch),
+            body => encode_response(api_key, version, correlation_id, &body).map(Outgoing::from),
+        }
     }))
 }
 
