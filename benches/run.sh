@@ -88,6 +88,9 @@ echo "== 1. steady: 1 KiB, 4 partitions, acks=all, one producer; then one consum
 run s1-produce produce --topic s1 --partitions 4 --messages "$S1" --size 1024
 run s1-consume consume --topic s1
 run s1-consume-2 consume --topic s1 --consumers 2
+# The same bytes in 10 KiB messages: the client's per-message cost out of the way.
+run s1-produce-10k produce --topic s1big --partitions 4 --messages $((S1 / 10)) --size 10240
+run s1-consume-10k consume --topic s1big
 
 echo "== 2. small messages: 100 B, acks=all"
 run s2-p1 produce --topic s2a --partitions 1 --messages "$S2" --size 100
@@ -119,6 +122,10 @@ python3 -c "import json; json.dump({'label': 's6-recovery', 'wal_bytes': $WAL_BY
 echo "  recovery of $WAL_BYTES WAL bytes: ready in $(python3 -c "print(round($T1 - $T0, 3))") s"
 echo "kill -9 the broker; time strata serve ... until GET /ready answers 200" >> "$COMMANDS"
 stop_broker
+
+echo "== machine limits again, after the scenarios (shared disks drift)"
+"$BENCH" limits --dir "$WORK" --disk-mb "$DISK_MB" --loopback-mb "$LOOP_MB" --json > "$RESULTS/limits-after.json"
+echo "strata-bench limits ... --json > limits-after.json   # the same, after the scenarios" >> "$COMMANDS"
 
 python3 benches/report.py "$RESULTS" "$OUT" $( (( SMOKE )) && echo --smoke )
 echo "report: $OUT"

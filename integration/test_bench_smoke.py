@@ -28,7 +28,7 @@ def test_benchmark_smoke_run(tmp_path):
 
     results = tmp_path / "results"
     runs = {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
-    expected = {"limits", "s1-produce", "s1-consume", "s1-consume-2", "s2-p1", "s2-p4", "s3-half-peak",
+    expected = {"limits", "limits-after", "s1-produce", "s1-consume", "s1-consume-2", "s1-produce-10k", "s1-consume-10k", "s2-p1", "s2-p4", "s3-half-peak",
                 "s3-single", "s4-produce", "s5-burst", "s6-fill", "s6-recovery"}
     assert expected <= set(runs), sorted(runs)
     for name, run in runs.items():
