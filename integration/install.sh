@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the integration suite needs: kcat (Debian) and the Python
+# Installs what the tests need: kcat, curl, perl, make (Debian) and the Python
 # clients (into .venv at the repo root). Idempotent, and quick when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,10 +7,16 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
-if ! command -v kcat >/dev/null 2>&1; then
-    echo "install: kcat (apt)"
+# kcat for the client tests; curl for benches/run.sh (its smoke run is a test);
+# perl and make build librdkafka for benches/loadgen.
+missing=()
+for tool in kcat curl perl make; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install: ${missing[*]} (apt)"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"
