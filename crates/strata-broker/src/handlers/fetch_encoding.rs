@@ -41,7 +41,8 @@ pub fn encode(version: i16, correlation_id: i32, mut body: FetchResponse) -> Opt
     for partition in body.responses.iter_mut().flat_map(|t| &mut t.partitions) {
         match &partition.records {
             Some(r) if !r.is_empty() => {
-                let index = u32::try_from(records.len()).ok()?;
+                // More than 2^28 records fall back below, restored whole.
+                let index = records.len() as u32;
                 records.push(
                     partition
                         .records
@@ -58,6 +59,7 @@ pub fn encode(version: i16, correlation_id: i32, mut body: FetchResponse) -> Opt
         restore(&mut body, records);
         return whole(version, correlation_id, body);
     }
+    let fallback = body.clone();
     let framed = encode_response(
         ApiKey::Fetch,
         version,
@@ -65,14 +67,32 @@ pub fn encode(version: i16, correlation_id: i32, mut body: FetchResponse) -> Opt
         &ResponseKind::Fetch(body),
     )?
     .freeze();
+    match splice(version, &framed, &records) {
+        Some(pieces) => Some(Outgoing::from_pieces(pieces)),
+        None => {
+            tracing::warn!(
+                version,
+                "fetch answer could not be cut at its markers; encoded whole"
+            );
+            let mut body = fallback;
+            restore(&mut body, records);
+            whole(version, correlation_id, body)
+        }
+    }
+}
+
+/// Cuts the encoded answer at each record marker and puts the records (with
+/// their real length prefixes) between the cuts; the frame length first.
+fn splice(version: i16, framed: &Bytes, records: &[Option<Bytes>]) -> Option<Vec<Bytes>> {
     let prefix_len = if version <= LAST_NON_FLEXIBLE { 4 } else { 1 };
-    let mut pieces = Vec::with_capacity(records.len() * 3 + 1);
-    let mut at = 4; // after the frame length, rewritten below
+    let mut pieces = Vec::with_capacity(records.len() * 3 + 2);
+    pieces.push(Bytes::new()); // the frame length, once the total is known
+    let mut at = 4; // past the encoded frame length
     let mut total = 0usize;
     for (index, record) in records.iter().enumerate() {
         let m = marker(u32::try_from(index).ok()?);
         let found = at + find(framed.get(at..)?, &m)?;
-        let start = found.checked_sub(prefix_len)?;
+        let start = found.checked_sub(prefix_len).filter(|s| *s >= at)?;
         let record = record.clone().unwrap_or_default();
         let mut length = BytesMut::with_capacity(5);
         if version <= LAST_NON_FLEXIBLE {
@@ -87,13 +107,13 @@ pub fn encode(version: i16, correlation_id: i32, mut body: FetchResponse) -> Opt
         pieces.push(record);
         at = found + MARKER_LEN;
     }
-    let tail = framed.slice(at..);
+    let tail = framed.get(at..).map(|_| framed.slice(at..))?;
     total += tail.len();
     pieces.push(tail);
     let mut frame_length = BytesMut::with_capacity(4);
     frame_length.put_i32(i32::try_from(total).ok()?);
-    pieces.insert(0, frame_length.freeze());
-    Some(Outgoing::from_pieces(pieces))
+    pieces[0] = frame_length.freeze();
+    Some(pieces)
 }
 
 fn whole(version: i16, correlation_id: i32, body: FetchResponse) -> Option<Outgoing> {
