@@ -92,7 +92,7 @@ pub fn run(
 ) -> anyhow::Result<ProduceOutcome> {
     let producers = spec.producers.max(1);
     let started = Instant::now();
-    let outcomes: Vec<anyhow::Result<(Delivery, u64)>> = std::thread::scope(|scope| {
+    let outcomes: Vec<anyhow::Result<ShareOutcome>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..producers)
             .map(|i| {
                 let share = spec.messages / producers as u64
@@ -113,20 +113,15 @@ pub fn run(
     let (mut acked, mut failed, mut sent) = (0, 0, 0);
     let mut first_error = None;
     for outcome in outcomes {
-        let (delivery, count) = outcome?;
-        sent += count;
-        acked += delivery.acked.load(Ordering::Relaxed);
-        failed += delivery.failed.load(Ordering::Relaxed);
-        if let Ok(h) = delivery.latency.lock() {
-            ack_latency.add(&*h)?;
-        }
-        if first_error.is_none() {
-            first_error = delivery.first_error.lock().ok().and_then(|e| e.clone());
-        }
+        let share = outcome?;
+        sent += share.sent;
+        acked += share.acked;
+        failed += share.failed;
+        ack_latency.add(&share.latency)?;
+        first_error = first_error.or(share.first_error);
     }
-    let key_len = 0;
     Ok(ProduceOutcome {
-        throughput: Throughput::new(acked, acked * (spec.size + key_len) as u64, seconds, failed)
+        throughput: Throughput::new(acked, acked * spec.size as u64, seconds, failed)
             .with_sent(sent),
         ack_latency,
         first_error,
@@ -139,7 +134,7 @@ fn produce_share(
     origin: Instant,
     messages: u64,
     index: usize,
-) -> anyhow::Result<(Delivery, u64)> {
+) -> anyhow::Result<ShareOutcome> {
     let mut config = connection.config();
     config
         .set("acks", &spec.acks)
@@ -209,19 +204,25 @@ fn produce_share(
     }
     producer.flush(Duration::from_secs(120))?;
     let context = producer.context();
-    // Move the counters out of the producer's context.
-    let delivery = Delivery {
-        origin,
-        latency: Mutex::new(
-            context
-                .latency
-                .lock()
-                .map_err(|_| anyhow::anyhow!("latency lock poisoned"))?
-                .clone(),
-        ),
-        acked: AtomicU64::new(context.acked.load(Ordering::Relaxed)),
-        failed: AtomicU64::new(context.failed.load(Ordering::Relaxed)),
-        first_error: Mutex::new(context.first_error.lock().ok().and_then(|e| e.clone())),
+    let outcome = ShareOutcome {
+        sent,
+        acked: context.acked.load(Ordering::Relaxed),
+        failed: context.failed.load(Ordering::Relaxed),
+        latency: context
+            .latency
+            .lock()
+            .map_err(|_| anyhow::anyhow!("latency lock poisoned"))?
+            .clone(),
+        first_error: context.first_error.lock().ok().and_then(|e| e.clone()),
     };
-    Ok((delivery, sent))
+    Ok(outcome)
+}
+
+/// What one producer thread did.
+struct ShareOutcome {
+    sent: u64,
+    acked: u64,
+    failed: u64,
+    latency: Histogram<u64>,
+    first_error: Option<String>,
 }
