@@ -127,11 +127,15 @@ impl Sealer {
     }
 }
 
-/// Sealed segment data written since the last sync.
+/// Sealed data written between syncs: at least this much...
 const SYNC_EVERY: u64 = 4 * 1024 * 1024;
+/// ...and at least this much per file waiting, so that data spread over
+/// many partitions is not paid for with one fsync per file every few MiB.
+const SYNC_EVERY_PER_FILE: u64 = 256 * 1024;
 
 /// What one sealing pass has written and not yet made durable. Files are
-/// synced every [`SYNC_EVERY`] bytes, outside any partition lock, so the
+/// synced every [`SYNC_EVERY`] bytes (more when many files wait), outside
+/// any partition lock, so the
 /// disk sees a steady trickle instead of one large flush that stalls the
 /// WAL's fsyncs (and the producers waiting on them).
 #[derive(Default)]
@@ -149,7 +153,8 @@ impl Sealing {
         }
         self.pending.insert(written.path, written.file);
         self.unsynced += written.bytes;
-        if self.unsynced >= SYNC_EVERY {
+        let threshold = SYNC_EVERY.max(self.pending.len() as u64 * SYNC_EVERY_PER_FILE);
+        if self.unsynced >= threshold {
             self.sync_pending()?;
         }
         Ok(())
