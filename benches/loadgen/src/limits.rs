@@ -53,11 +53,7 @@ fn measure_disk(path: &Path, disk_mb: usize) -> anyhow::Result<(f64, f64, Percen
     let blocks = disk_mb.max(1);
     let mb = (blocks * BLOCK) as f64 / 1e6;
 
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)?;
+    let mut file = empty_file(path)?;
     let started = Instant::now();
     for _ in 0..blocks {
         file.write_all(&block)?;
@@ -66,11 +62,7 @@ fn measure_disk(path: &Path, disk_mb: usize) -> anyhow::Result<(f64, f64, Percen
     let synced = mb / started.elapsed().as_secs_f64();
     drop(file);
 
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)?;
+    let mut file = empty_file(path)?;
     let started = Instant::now();
     for _ in 0..blocks {
         file.write_all(&block)?;
@@ -79,11 +71,7 @@ fn measure_disk(path: &Path, disk_mb: usize) -> anyhow::Result<(f64, f64, Percen
     let buffered = mb / started.elapsed().as_secs_f64();
     drop(file);
 
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)?;
+    let mut file = empty_file(path)?;
     let mut histogram = latency_histogram()?;
     let small = &block[..4096];
     for _ in 0..2000 {
@@ -94,6 +82,15 @@ fn measure_disk(path: &Path, disk_mb: usize) -> anyhow::Result<(f64, f64, Percen
     }
     let fsync = Percentiles::of(&histogram).ok_or_else(|| anyhow::anyhow!("no fsync samples"))?;
     Ok((synced, buffered, fsync))
+}
+
+/// `path` created or truncated, opened for writing.
+fn empty_file(path: &Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
 }
 
 fn measure_loopback(total_mb: usize) -> anyhow::Result<f64> {
