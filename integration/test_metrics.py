@@ -46,6 +46,13 @@ def unknown_api(port: int) -> None:
         assert helpers.wait_closed(s, 5)
 
 
+def oversized_frame(port: int) -> None:
+    """A length prefix over the request size limit: the broker closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(struct.pack(">i", 0x7FFFFFFF))
+        assert helpers.wait_closed(s, 5)
+
+
 def documented_metrics() -> set[str]:
     """Metric names in the first column of docs/metrics.md's tables."""
     names = set()
@@ -65,6 +72,7 @@ def test_counters_follow_a_known_workload(broker_factory):
     api_versions_v2(broker.port, 5)
     metadata_v1(broker.port, "no-such-topic")
     unknown_api(broker.port)
+    oversized_frame(broker.port)
 
     producer = Producer(helpers.producer_config(broker.bootstrap))
     messages = [(b"k%d" % i, bytes([65 + i % 26]) * VALUE) for i in range(COUNT)]
@@ -89,6 +97,7 @@ def test_counters_follow_a_known_workload(broker_factory):
     assert moved("kafka_request_errors_total", api="Metadata",
                  code="UNKNOWN_TOPIC_OR_PARTITION") == 1
     assert moved("kafka_requests_refused_total", reason="unknown_api") == 1
+    assert moved("kafka_requests_refused_total", reason="frame_length") == 1
     produce_requests = sum(v for (n, l), v in after.items()
                            if n == "kafka_requests_total" and ("api", "Produce") in l)
     assert produce_requests >= 1

@@ -79,8 +79,10 @@ async fn read_frame<R: AsyncRead + Unpin>(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.to_string()),
     }
-    let length =
-        check_frame_length(i32::from_be_bytes(prefix), limit).map_err(|e| e.to_string())?;
+    let length = check_frame_length(i32::from_be_bytes(prefix), limit).map_err(|e| {
+        crate::metrics::record_refused("frame_length");
+        e.to_string()
+    })?;
     let mut buf = BytesMut::new();
     while buf.len() < length {
         let step = (length - buf.len()).min(READ_STEP);
