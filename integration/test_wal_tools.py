@@ -18,14 +18,18 @@ def wal(*args) -> subprocess.CompletedProcess:
     return subprocess.run([str(BINARY), "wal", *map(str, args)], capture_output=True, text=True, timeout=60)
 
 
-def sealed_batches(path: Path) -> list[tuple[int, int, int]]:
-    """(position, length, base offset) of every batch in a sealed segment."""
-    data, pos, out = path.read_bytes(), 0, []
-    while pos + 12 <= len(data):
-        base, length = struct.unpack(">qi", data[pos:pos + 12])
-        out.append((pos, length + 12, base))
-        pos += length + 12
-    return out
+def flip(path: Path, position: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[position] ^= 0xFF
+    path.write_bytes(raw)
+
+
+def our_entries(path: Path) -> list:
+    return [e for e in helpers.wal_entries(path) if b"tool-message" in e.payload]
+
+
+def base_offset(entry) -> int:
+    return struct.unpack(">q", entry.payload[21:29])[0]
 
 
 @pytest.mark.timeout(120)
@@ -39,24 +43,27 @@ def test_verify_finds_flipped_bytes_and_repair_keeps_every_intact_message(broker
     assert broker.stop() == 0
 
     data = broker.data_dir
-    sealed = [p for p in sorted(data.glob("partitions/*/*.log")) if b"tool-message" in p.read_bytes()]
-    assert sealed, "expected sealed segments (the WAL rolls every 8 KiB)"
+    files = [f for f in broker.wal_files() if our_entries(f)]
+    sealed = [f for f in files if f.with_suffix(".idx").exists()]
+    unsealed = [f for f in files if not f.with_suffix(".idx").exists()]
+    assert len(sealed) >= 2, "expected sealed segments (the WAL rolls every 8 KiB)"
+    assert unsealed == [files[-1]], "only the segment written at shutdown is unsealed"
     lost = set()
-    # Flip a byte inside the records of the third batch of the first sealed segment.
-    pos, length, base = sealed_batches(sealed[0])[2]
-    raw = bytearray(sealed[0].read_bytes())
-    raw[pos + length - 3] ^= 0xFF
-    sealed[0].write_bytes(raw)
-    lost.add(base)
-    # And inside the payload of a WAL entry that holds one of our batches.
-    wal_file = next(f for f in broker.wal_files() if any(b"tool-message" in e.payload for e in helpers.wal_entries(f)))
-    entry = next(e for e in helpers.wal_entries(wal_file) if b"tool-message" in e.payload)
-    raw = bytearray(wal_file.read_bytes())
-    raw[entry.end - 3] ^= 0xFF
-    wal_file.write_bytes(raw)
-    lost.add(struct.unpack(">q", entry.payload[21:29])[0])
+    # A byte inside the records of the third batch of a sealed segment: the
+    # broker reads that segment through its index and meets it only when
+    # serving the batch.
+    entry = our_entries(sealed[0])[2]
+    flip(sealed[0], entry.end - 3)
+    lost.add(base_offset(entry))
+    # A byte inside another sealed segment's index.
+    index = sealed[1].with_suffix(".idx")
+    flip(index, 20)
+    # A byte inside an entry of the unsealed segment.
+    entry = our_entries(unsealed[0])[0]
+    flip(unsealed[0], entry.end - 3)
+    lost.add(base_offset(entry))
 
-    inspect = wal("inspect", wal_file, "--json")
+    inspect = wal("inspect", sealed[0], "--json")
     rows = [json.loads(line) for line in inspect.stdout.splitlines() if line.startswith("{")]
     assert rows and all({"position", "base_offset", "record_count", "codec"} <= r.keys() for r in rows)
     assert inspect.returncode == 1, "inspect reports the damaged entry too"
@@ -64,12 +71,23 @@ def test_verify_finds_flipped_bytes_and_repair_keeps_every_intact_message(broker
     verify = wal("verify", data)
     assert verify.returncode == 1, verify.stdout
     damaged = [line for line in verify.stdout.splitlines() if line.startswith("DAMAGED")]
-    assert any(str(sealed[0]) in line for line in damaged), verify.stdout
-    assert any(str(wal_file) in line for line in damaged), verify.stdout
+    for path in (sealed[0], index, unsealed[0]):
+        assert any(str(path) in line for line in damaged), (path, verify.stdout)
 
+    # The broker serves everything intact around the damage, and says where
+    # the damaged batch is when it meets it.
+    log_before = len(broker.log_text())
     broker.start()
     refused = wal("repair", data)
     assert refused.returncode != 0 and "in use" in (refused.stderr + refused.stdout)
+    consumed = helpers.consume_all(broker.bootstrap, topic, [0])
+    got = {offset: value for (offset, _k, value, _ts) in consumed[0]}
+    expected = {d.offset: d.value for d in acked if d.offset not in lost}
+    assert got == expected
+    log = broker.log_text()[log_before:]
+    warn = [line for line in log.splitlines()
+            if "WARN" in line and "checksum" in line and sealed[0].name in line]
+    assert warn, log[-3000:]
     assert broker.stop() == 0
 
     repair = wal("repair", data)
@@ -81,5 +99,4 @@ def test_verify_finds_flipped_bytes_and_repair_keeps_every_intact_message(broker
     assert "checksum" not in broker.log_text()[log_before:], "warnings after the repair"
     consumed = helpers.consume_all(broker.bootstrap, topic, [0])
     got = {offset: value for (offset, _k, value, _ts) in consumed[0]}
-    expected = {d.offset: d.value for d in acked if d.offset not in lost}
     assert got == expected

@@ -1,5 +1,6 @@
 //! The fetch read path: planning a read under the partition lock and
-//! `pread`ing whole batches, from hot (WAL) and from sealed segments.
+//! `pread`ing whole batches from the WAL segments they sit in, from the
+//! segment being written and from sealed ones.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ const BATCHES: usize = 2000;
 const RECORDS_PER_BATCH: usize = 16;
 
 /// A store holding `BATCHES` batches of 16 x 1 KiB in topic "t"; with a
-/// small WAL segment size most of them are sealed.
+/// small WAL segment size most of them are in sealed segments.
 fn store(dir: &std::path::Path, wal_segment_bytes: u64) -> Arc<LogStore> {
     let mut options = StoreOptions::new(dir.to_path_buf());
     options.wal_segment_bytes = wal_segment_bytes;
@@ -71,7 +72,7 @@ fn read_everything(store: &LogStore) -> usize {
 fn fetch(c: &mut Criterion) {
     let mut group = c.benchmark_group("fetch_read");
     group.sample_size(20);
-    for (name, wal_segment_bytes) in [("hot_wal", 1u64 << 40), ("sealed", 4 * 1024 * 1024)] {
+    for (name, wal_segment_bytes) in [("active_segment", 1u64 << 40), ("sealed", 4 * 1024 * 1024)] {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path(), wal_segment_bytes);
         if wal_segment_bytes < 1 << 40 {

@@ -20,7 +20,7 @@ use tracing::{error, warn};
 
 use crate::entry;
 use crate::metrics;
-use crate::partition::{HotBatch, PartitionLog};
+use crate::partition::{PartitionLog, StoredBatch};
 use crate::producer::Decision;
 use crate::LogError;
 
@@ -76,7 +76,7 @@ pub(crate) struct Appender {
     pub wal_reader: Arc<std::fs::File>,
     pub wal_dir: std::path::PathBuf,
     pub roll_bytes: u64,
-    pub sealer: std::sync::mpsc::SyncSender<u64>,
+    pub sealer: std::sync::mpsc::SyncSender<crate::seal::SealTask>,
     pub appended: watch::Sender<u64>,
     pub broken: bool,
 }
@@ -167,11 +167,11 @@ impl Appender {
     ) {
         for p in placed {
             let mut st = p.partition.state_mut();
-            st.hot.push_back(HotBatch {
+            st.push_batch(StoredBatch {
                 base_offset: p.header.base_offset,
                 last_offset: p.header.last_offset(),
                 max_timestamp: p.header.max_timestamp,
-                wal_segment: self.wal.id(),
+                segment: self.wal.id(),
                 file: Arc::clone(&self.wal_reader),
                 position: start + p.at as u64,
                 len: u32::try_from(p.header.total_len).unwrap_or(u32::MAX),
@@ -207,7 +207,11 @@ impl Appender {
             Ok((writer, reader)) => {
                 let old = std::mem::replace(&mut self.wal, writer);
                 self.wal_reader = Arc::new(reader);
-                if self.sealer.send(old.id()).is_err() {
+                if self
+                    .sealer
+                    .send(crate::seal::SealTask::Seal(old.id()))
+                    .is_err()
+                {
                     warn!("sealer is gone; WAL segment {} stays unsealed", old.id());
                 }
             }

@@ -228,7 +228,6 @@ pub struct TopicConfig {
     pub compact: bool,
     pub log_append_time: bool,
     pub max_message_bytes: usize,
-    pub segment_bytes: u64,
     pub retention_ms: i64,
     pub retention_bytes: i64,
 }
@@ -248,9 +247,6 @@ impl TopicConfig {
             compact: split_list(&get("cleanup.policy")).contains(&"compact"),
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             max_message_bytes: usize::try_from(num("max.message.bytes")).unwrap_or(0),
-            segment_bytes: u64::try_from(num("segment.bytes"))
-                .unwrap_or(1 << 30)
-                .max(14),
             retention_ms: num("retention.ms"),
             retention_bytes: num("retention.bytes"),
             overrides,

@@ -1,12 +1,17 @@
 //! Strata's partition logs: the produce path from validated batch to durable
-//! offset, sealed segments, reads, topic metadata and recovery.
+//! offset, sealed WAL segments, reads, topic metadata and recovery.
+//!
+//! Record batches are written once, into the shared WAL, and stay there: a
+//! partition is the list of where its batches sit in the WAL segments.
 //!
 //! - [`append`]: the group-committing WAL writer thread (offsets assigned here).
-//! - [`seal`]: moves rolled WAL segments into per-partition sealed segments.
-//! - [`sealed`]: the sealed segment file and its sparse offset index.
-//! - [`partition`]: one partition's state and reads joining sealed and hot data.
+//! - [`seal`]: seals rolled WAL segments (writes their index) and removes
+//!   the ones no partition holds any more.
+//! - [`segment_index`]: the index file of a sealed WAL segment.
+//! - [`partition`]: one partition's state: its batches and where they sit.
+//! - [`read`]: reads of whole batches, and offsets for timestamps.
 //! - [`producer`]: idempotent producer state (sequence checks, snapshots).
-//! - [`recovery`]: startup replay of sealed segments and the WAL.
+//! - [`recovery`]: startup: loads sealed segments' indexes, scans the rest.
 //! - [`store`]: the data dir, the threads, and topic administration.
 //! - [`metrics`]: the storage metrics' names and what records them.
 //! - [`verify`]: offline checks and repairs of data files (`strata wal`).
@@ -15,7 +20,8 @@
 //!
 //! Invariants: offsets are dense per partition and assigned once, in WAL
 //! order; a batch is readable only once durable; the bytes read are the
-//! bytes the producer sent, with only the broker-owned header fields stamped.
+//! bytes the producer sent, with only the broker-owned header fields stamped;
+//! a WAL segment is removed only once no partition holds a batch in it.
 
 pub mod append;
 pub mod config;
@@ -25,10 +31,11 @@ pub mod partition;
 pub mod producer;
 mod producer_ids;
 pub mod producer_snapshot;
+pub mod read;
 pub mod recovery;
 pub mod registry;
 pub mod seal;
-pub mod sealed;
+pub mod segment_index;
 pub mod store;
 pub mod topic;
 pub mod verify;

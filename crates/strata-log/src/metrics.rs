@@ -22,9 +22,13 @@ pub const WAL_APPENDED_ENTRIES: &str = "wal_appended_entries_total";
 pub const WAL_APPENDED_BYTES: &str = "wal_appended_bytes_total";
 /// Group commits refused because the write or the fsync failed.
 pub const WAL_WRITE_FAILURES: &str = "wal_write_failures_total";
-/// WAL segments moved into sealed segments, and attempts that failed.
+/// WAL segments sealed (indexed), and attempts that failed.
 pub const WAL_SEGMENTS_SEALED: &str = "wal_segments_sealed_total";
 pub const WAL_SEAL_FAILURES: &str = "wal_seal_failures_total";
+/// Sealed WAL segments removed because no partition held a batch in them,
+/// and their bytes.
+pub const WAL_SEGMENTS_REMOVED: &str = "wal_segments_removed_total";
+pub const WAL_REMOVED_BYTES: &str = "wal_removed_bytes_total";
 /// WAL segment files on disk, and their bytes (sampled when scraped).
 pub const WAL_SEGMENTS: &str = "wal_segments";
 pub const WAL_BYTES: &str = "wal_bytes";
@@ -37,8 +41,8 @@ pub const WAL_RECOVERY_TORN_BYTES: &str = "wal_recovery_torn_tail_bytes_total";
 /// Compaction (registered now; nothing compacts yet, so they stay at zero).
 pub const WAL_COMPACTION_RUNS: &str = "wal_compaction_runs_total";
 pub const WAL_COMPACTION_BYTES_RECLAIMED: &str = "wal_compaction_bytes_reclaimed";
-/// Sealed batches that failed their CRC-32C when read and were not served.
-pub const SEALED_BATCHES_DAMAGED: &str = "sealed_batches_damaged_total";
+/// Stored batches that failed their CRC-32C when read and were not served.
+pub const STORED_BATCHES_DAMAGED: &str = "stored_batches_damaged_total";
 
 /// Registers every storage metric with its help text, and puts each
 /// counter at zero so it is present from the first scrape.
@@ -78,7 +82,15 @@ pub fn describe() {
         ),
         (
             WAL_SEGMENTS_SEALED,
-            "WAL segments moved into sealed partition segments",
+            "WAL segments sealed: rolled and indexed",
+        ),
+        (
+            WAL_SEGMENTS_REMOVED,
+            "Sealed WAL segments removed because no partition held a batch in them",
+        ),
+        (
+            WAL_REMOVED_BYTES,
+            "Bytes of the WAL segments removed because no partition held a batch in them",
         ),
         (
             WAL_SEAL_FAILURES,
@@ -94,7 +106,7 @@ pub fn describe() {
         ),
         (
             WAL_RECOVERY_TORN_TAILS,
-            "Torn file tails cut off at the last start (WAL and sealed segments)",
+            "Torn WAL segment tails cut off at the last start",
         ),
         (
             WAL_RECOVERY_TORN_BYTES,
@@ -109,8 +121,8 @@ pub fn describe() {
             "Bytes reclaimed by log compaction (always zero until compaction exists)",
         ),
         (
-            SEALED_BATCHES_DAMAGED,
-            "Sealed batches that failed their CRC-32C when read; left out of the response",
+            STORED_BATCHES_DAMAGED,
+            "Stored batches that failed their CRC-32C when read; left out of the response",
         ),
     ];
     for (name, help) in counters {
@@ -122,7 +134,11 @@ pub fn describe() {
         Unit::Seconds,
         "Duration of recovery at the last start"
     );
-    describe_gauge!(WAL_SEGMENTS, Unit::Count, "WAL segment files on disk");
+    describe_gauge!(
+        WAL_SEGMENTS,
+        Unit::Count,
+        "WAL segment files on disk (they hold all stored records)"
+    );
     describe_gauge!(WAL_BYTES, Unit::Bytes, "Bytes of WAL segment files on disk");
 }
 
@@ -149,6 +165,10 @@ pub(crate) fn record_append_latency(latency: Duration) {
 
 pub(crate) fn count(name: &'static str) {
     counter!(name).increment(1);
+}
+
+pub(crate) fn count_by(name: &'static str, amount: u64) {
+    counter!(name).increment(amount);
 }
 
 /// `(segment files, bytes)` of the WAL directory.

@@ -1,8 +1,12 @@
-//! Startup: rebuild every partition from its sealed segments and the WAL.
+//! Startup: rebuild every partition from the WAL segments, oldest first.
 //!
-//! Decisions (pure, over what [`strata_wal::scan_segment`] reports):
-//! - an intact WAL entry whose batch starts below the partition's next offset
-//!   is already sealed and is skipped;
+//! Decisions:
+//! - a sealed segment (one with an intact index) is loaded from its index
+//!   without reading its data; an index that is damaged, or points past its
+//!   segment's end, is ignored and the segment scanned like an unsealed one;
+//! - an index without its segment is removed;
+//! - a batch wholly below its partition's next offset (the log start, after
+//!   DeleteRecords) is skipped;
 //! - an entry for a topic id that no longer exists is ignored;
 //! - a damaged entry is reported (file, position, length) and skipped; the
 //!   entries after it are kept, and the partition's offsets continue after
@@ -17,9 +21,11 @@ use strata_protocol::batch::BatchHeader;
 use tracing::{info, warn};
 
 use crate::entry;
-use crate::partition::{HotBatch, PartitionLog, PartitionState};
+use strata_wal::SegmentId;
+
+use crate::partition::{PartitionLog, PartitionState, StoredBatch};
 use crate::registry::Registry;
-use crate::sealed::{self, SealedSegment};
+use crate::segment_index;
 use crate::topic::TopicId;
 use crate::LogError;
 
@@ -35,7 +41,9 @@ pub struct DamagedEntry {
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
     pub wal_segments: usize,
+    /// Batches read back from unsealed segments.
     pub entries_recovered: u64,
+    /// Batches loaded from sealed segments' indexes.
     pub entries_already_sealed: u64,
     pub damaged: Vec<DamagedEntry>,
     /// Files whose torn tail was cut, with the bytes cut.
@@ -43,46 +51,33 @@ pub struct RecoveryReport {
     pub duration: Duration,
 }
 
-/// The WAL segments recovery left for sealing, and the next segment id.
+/// The WAL segments recovery found sealed and left for sealing, and the
+/// next segment id.
 pub(crate) struct WalRecovery {
     pub report: RecoveryReport,
-    pub unsealed: Vec<u64>,
+    pub sealed: Vec<SegmentId>,
+    pub unsealed: Vec<SegmentId>,
     pub next_segment: u64,
 }
 
-/// Opens one partition's sealed segments.
+/// Opens one partition: its log start and producer-state snapshot. Its
+/// batches come from the WAL ([`replay_wal`]).
 pub(crate) fn open_partition(
     topic: TopicId,
     index: i32,
     dir: PathBuf,
     log_start: i64,
-    report: &mut RecoveryReport,
 ) -> Result<PartitionLog, LogError> {
     std::fs::create_dir_all(&dir).map_err(|source| LogError::Io {
         path: dir.clone(),
         source,
     })?;
-    let mut state = PartitionState {
-        log_start,
-        max_timestamp: -1,
-        max_timestamp_offset: -1,
-        ..PartitionState::default()
-    };
-    for (base, path) in sealed::list_segments(&dir)? {
-        let (segment, cut) = SealedSegment::open(&path, base)?;
-        if cut > 0 {
-            warn!(file = %path.display(), bytes = cut, "cut a torn tail off a sealed segment");
-            report.torn_tails.push((path.clone(), cut));
-        }
-        if segment.max_timestamp > state.max_timestamp {
-            state.max_timestamp = segment.max_timestamp;
-            state.max_timestamp_offset = segment.end_offset - 1;
-        }
-        state.sealed.push(segment);
-    }
-    let end = state.sealed_end().max(log_start);
-    state.next_offset = end;
-    state.high_watermark = end;
+    let mut state = PartitionState::default();
+    state.log_start = log_start;
+    state.next_offset = log_start;
+    state.high_watermark = log_start;
+    state.max_timestamp = -1;
+    state.max_timestamp_offset = -1;
     if let Some(snapshot) = crate::producer_snapshot::load(&dir) {
         state.producers = snapshot.producers;
         state.producer_snapshot_offset = snapshot.offset;
@@ -90,7 +85,8 @@ pub(crate) fn open_partition(
     Ok(PartitionLog::new(topic, index, dir, state))
 }
 
-/// Replays every WAL segment into the partitions' hot batches.
+/// Loads every WAL segment into the partitions: a sealed segment from its
+/// index, any other by scanning it.
 pub(crate) fn replay_wal(
     wal_dir: &Path,
     registry: &Registry,
@@ -98,60 +94,21 @@ pub(crate) fn replay_wal(
 ) -> Result<WalRecovery, LogError> {
     let mut report = RecoveryReport::default();
     let segments = strata_wal::list_segments(wal_dir)?;
+    remove_orphan_indexes(wal_dir, &segments)?;
     let mut unsealed = Vec::new();
+    let mut sealed = Vec::new();
     for (id, path) in &segments {
-        let bytes = std::fs::read(path).map_err(|source| LogError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let scan = strata_wal::scan_segment(&bytes);
-        for damage in &scan.damaged {
-            warn!(
-                file = %path.display(),
-                position = damage.position,
-                length = damage.length,
-                "WAL entry failed its checksum; skipped"
-            );
-            report.damaged.push(DamagedEntry {
-                file: path.clone(),
-                position: damage.position,
-                length: damage.length,
-            });
+        if load_sealed(wal_dir, *id, path, registry, &mut report)? {
+            sealed.push(*id);
+        } else if scan_unsealed(*id, path, registry, &mut report)? {
+            unsealed.push(*id);
         }
-        if scan.torn_bytes > 0 || scan.bad_file_header {
-            warn!(file = %path.display(), position = scan.valid_end, bytes = scan.torn_bytes, "cut a torn tail off a WAL segment (checksum or length did not match)");
-            report.torn_tails.push((path.clone(), scan.torn_bytes));
-            if scan.bad_file_header {
-                std::fs::remove_file(path).map_err(|source| LogError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                continue;
-            }
-            strata_wal::truncate(path, scan.valid_end)?;
-        }
-        let file = Arc::new(std::fs::File::open(path).map_err(|source| LogError::Io {
-            path: path.clone(),
-            source,
-        })?);
-        for span in &scan.entries {
-            let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
-            let end = start.saturating_add(span.payload_len as usize);
-            let Some(payload) = bytes.get(start..end) else {
-                continue;
-            };
-            if replay_entry(payload, span.payload_position, *id, &file, registry) {
-                report.entries_recovered += 1;
-            } else {
-                report.entries_already_sealed += 1;
-            }
-        }
-        unsealed.push(*id);
     }
     report.wal_segments = segments.len();
     report.duration = started.elapsed();
     info!(
         segments = report.wal_segments,
+        sealed = sealed.len(),
         recovered = report.entries_recovered,
         damaged = report.damaged.len(),
         torn = report.torn_tails.len(),
@@ -161,16 +118,146 @@ pub(crate) fn replay_wal(
     let next_segment = segments.last().map_or(0, |(id, _)| id + 1);
     Ok(WalRecovery {
         report,
+        sealed,
         unsealed,
         next_segment,
     })
+}
+
+/// Removes indexes whose segment is gone (a removal that crashed between
+/// the two files).
+fn remove_orphan_indexes(
+    wal_dir: &Path,
+    segments: &[(SegmentId, PathBuf)],
+) -> Result<(), LogError> {
+    for (id, path) in segment_index::list_indexes(wal_dir)? {
+        if segments.binary_search_by_key(&id, |(s, _)| *s).is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(())
+}
+
+/// Loads a sealed segment's batches from its index. `false` when it has no
+/// usable index (it is then scanned, and sealed again).
+fn load_sealed(
+    wal_dir: &Path,
+    id: SegmentId,
+    path: &Path,
+    registry: &Registry,
+    report: &mut RecoveryReport,
+) -> Result<bool, LogError> {
+    let index_path = segment_index::index_path(wal_dir, id);
+    if !index_path.exists() {
+        return Ok(false);
+    }
+    let file = open(path)?;
+    let file_len = file.metadata().map_err(io(path))?.len();
+    let batches = match segment_index::read(&index_path)? {
+        Ok(batches) => batches,
+        Err(defect) => {
+            warn!(file = %index_path.display(), %defect, "unusable segment index; the segment is scanned instead");
+            return Ok(false);
+        }
+    };
+    if let Some(bad) = batches
+        .iter()
+        .find(|b| b.position + u64::from(b.len) > file_len)
+    {
+        warn!(file = %index_path.display(), position = bad.position, segment_len = file_len, "segment index points past its segment; the segment is scanned instead");
+        return Ok(false);
+    }
+    let file = Arc::new(file);
+    for b in &batches {
+        let Some(partition) = registry.partition(b.topic, b.partition) else {
+            continue;
+        };
+        let mut st = partition.state_mut();
+        if b.last_offset < st.next_offset {
+            continue;
+        }
+        st.push_batch(StoredBatch {
+            base_offset: b.base_offset,
+            last_offset: b.last_offset,
+            max_timestamp: b.max_timestamp,
+            segment: id,
+            file: Arc::clone(&file),
+            position: b.position,
+            len: b.len,
+        });
+        st.next_offset = b.last_offset + 1;
+        st.high_watermark = st.next_offset;
+        if b.max_timestamp > st.max_timestamp {
+            st.max_timestamp = b.max_timestamp;
+            st.max_timestamp_offset = b.last_offset;
+        }
+        report.entries_already_sealed += 1;
+    }
+    Ok(true)
+}
+
+/// Scans an unsealed segment: damage is reported and skipped, a torn tail
+/// cut off. `false` when the file was not a segment and was removed.
+fn scan_unsealed(
+    id: SegmentId,
+    path: &Path,
+    registry: &Registry,
+    report: &mut RecoveryReport,
+) -> Result<bool, LogError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let scan = strata_wal::scan_segment(&bytes);
+    for damage in &scan.damaged {
+        warn!(
+            file = %path.display(),
+            position = damage.position,
+            length = damage.length,
+            "WAL entry failed its checksum; skipped"
+        );
+        report.damaged.push(DamagedEntry {
+            file: path.to_path_buf(),
+            position: damage.position,
+            length: damage.length,
+        });
+    }
+    if scan.torn_bytes > 0 || scan.bad_file_header {
+        warn!(file = %path.display(), position = scan.valid_end, bytes = scan.torn_bytes, "cut a torn tail off a WAL segment (checksum or length did not match)");
+        report
+            .torn_tails
+            .push((path.to_path_buf(), scan.torn_bytes));
+        if scan.bad_file_header {
+            std::fs::remove_file(path).map_err(io(path))?;
+            return Ok(false);
+        }
+        strata_wal::truncate(path, scan.valid_end)?;
+    }
+    let file = Arc::new(open(path)?);
+    for span in &scan.entries {
+        let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
+        let end = start.saturating_add(span.payload_len as usize);
+        let Some(payload) = bytes.get(start..end) else {
+            continue;
+        };
+        if replay_entry(payload, span.payload_position, id, &file, registry) {
+            report.entries_recovered += 1;
+        }
+    }
+    Ok(true)
+}
+
+fn open(path: &Path) -> Result<std::fs::File, LogError> {
+    std::fs::File::open(path).map_err(io(path))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
+    let path = path.to_path_buf();
+    move |source| LogError::Io { path, source }
 }
 
 /// Adds one entry's batch to its partition; false if it was skipped.
 fn replay_entry(
     payload: &[u8],
     payload_position: u64,
-    segment: u64,
+    segment: SegmentId,
     file: &Arc<std::fs::File>,
     registry: &Registry,
 ) -> bool {
@@ -185,16 +272,16 @@ fn replay_entry(
         return false;
     };
     let mut st = partition.state_mut();
-    // Already sealed, or deleted by DeleteRecords. A batch that straddles
-    // the log start is kept: its later records are live.
+    // Below the log start (DeleteRecords). A batch that straddles the log
+    // start is kept: its later records are live.
     if header.last_offset() < st.next_offset {
         return false;
     }
-    st.hot.push_back(HotBatch {
+    st.push_batch(StoredBatch {
         base_offset: header.base_offset,
         last_offset: header.last_offset(),
         max_timestamp: header.max_timestamp,
-        wal_segment: segment,
+        segment,
         file: Arc::clone(file),
         position: payload_position + entry::PREFIX_LEN as u64,
         len: u32::try_from(header.total_len).unwrap_or(u32::MAX),

@@ -116,12 +116,4 @@ impl Registry {
     pub fn partition(&self, id: TopicId, index: i32) -> Option<Arc<PartitionLog>> {
         self.topic_by_id(id)?.partition(index)
     }
-
-    /// The `segment.bytes` of a topic (the default for an unknown one).
-    pub fn segment_bytes(&self, id: TopicId) -> u64 {
-        self.topic_by_id(id).map_or_else(
-            || TopicConfig::default().segment_bytes,
-            |t| t.config().segment_bytes,
-        )
-    }
 }

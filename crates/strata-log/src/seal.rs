@@ -1,44 +1,63 @@
-//! Sealing: moving the batches of a rolled WAL segment into their
-//! partitions' sealed segments, off the write path.
+//! Sealing and removal of WAL segments, off the write path.
 //!
-//! Order of durability: batches are appended to sealed segments (and become
-//! readable there, replacing their hot entries), every touched sealed
-//! segment is fsync'd, and only then is the WAL segment deleted. A crash at
-//! any point leaves the WAL segment in place; recovery skips the batches that
-//! already reached a sealed segment.
+//! The WAL is where batches stay: a rolled segment is sealed by writing its
+//! index (`<id>.idx`, see [`crate::segment_index`]) — where each partition's
+//! batches sit in it — so that startup loads it without reading its data.
+//! Batch bytes are written once, by the appender; sealing writes a few
+//! bytes per batch.
 //!
-//! A segment is read entry by entry through a bounded buffer (a segment with
-//! damage is read whole, stepping over it), and sealed data is synced every
-//! few MiB outside the partition locks, so sealing neither holds a segment
-//! in memory nor stalls producers behind one large flush.
+//! Order of durability when sealing: the touched partitions' producer-state
+//! snapshots, then the index. A crash before the index leaves the segment
+//! unsealed: recovery scans it (replaying producer state above the
+//! snapshots) and it is sealed again.
+//!
+//! A sealed segment is removed once no partition holds a batch in it (its
+//! records were deleted, or their topic): the segment file first, then its
+//! index, so a crash in between leaves an index without a segment, which
+//! startup removes.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use strata_protocol::batch::BatchHeader;
-use strata_wal::{EntryReader, NextEntry};
-use tracing::{debug, error, warn};
+use strata_wal::SegmentId;
+use tracing::{debug, error, info, warn};
 
-use crate::entry;
-use crate::partition::PartitionLog;
 use crate::registry::Registry;
-use crate::sealed::SealedSegment;
+use crate::segment_index::{self, IndexedBatch};
 use crate::LogError;
+
+/// Work for the sealing thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SealTask {
+    /// A rolled segment, all of whose batches are durable and published.
+    Seal(SegmentId),
+    /// Records or topics were deleted: remove the segments nobody holds.
+    Remove,
+}
 
 pub(crate) struct Sealer {
     pub wal_dir: PathBuf,
     pub registry: Arc<Registry>,
-    pub rx: std::sync::mpsc::Receiver<u64>,
+    pub rx: std::sync::mpsc::Receiver<SealTask>,
+    /// Segments with an index.
+    pub sealed: BTreeSet<SegmentId>,
+    /// Set with a [`SealTask::Remove`] that found the queue full.
+    pub removal_wanted: Arc<AtomicBool>,
 }
 
 impl Sealer {
-    /// Seals each rolled segment as it arrives, until the appender is gone.
-    pub fn run(self) {
-        let mut failed: Vec<u64> = Vec::new();
-        while let Ok(id) = self.rx.recv() {
-            failed.push(id);
+    /// Seals each rolled segment as it arrives and removes unheld ones,
+    /// until every sender is gone.
+    pub fn run(mut self) {
+        let mut failed: Vec<SegmentId> = Vec::new();
+        while let Ok(task) = self.rx.recv() {
+            let mut remove = self.removal_wanted.swap(false, Ordering::AcqRel);
+            match task {
+                SealTask::Seal(id) => failed.push(id),
+                SealTask::Remove => remove = true,
+            }
             failed.retain(|id| match self.seal(*id) {
                 Ok(()) => {
                     crate::metrics::count(crate::metrics::WAL_SEGMENTS_SEALED);
@@ -46,198 +65,110 @@ impl Sealer {
                 }
                 Err(e) => {
                     crate::metrics::count(crate::metrics::WAL_SEAL_FAILURES);
-                    error!(segment = id, error = %e, "sealing failed; the WAL segment is kept and retried on the next roll");
+                    error!(segment = id, error = %e, "sealing failed; the segment stays unsealed and is retried on the next roll");
                     true
                 }
             });
+            if remove {
+                self.remove_unheld();
+            }
         }
     }
 
-    fn seal(&self, id: u64) -> Result<(), LogError> {
-        let path = strata_wal::segment_path(&self.wal_dir, id);
-        let mut sealing = Sealing::default();
-        if !self.seal_streaming(&path, &mut sealing)? {
-            // Damage or a torn tail (recovery reported it): read the segment
-            // whole and step over the damage. Batches sealed by the
-            // streaming pass are recognised and skipped.
-            let bytes = std::fs::read(&path).map_err(|source| LogError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let scan = strata_wal::scan_segment(&bytes);
-            for span in &scan.entries {
-                let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
-                let end = start.saturating_add(span.payload_len as usize);
-                if let Some(payload) = bytes.get(start..end) {
-                    self.seal_entry(payload, &mut sealing)?;
+    fn seal(&mut self, id: SegmentId) -> Result<(), LogError> {
+        let mut batches = Vec::new();
+        let mut touched = Vec::new();
+        for topic in self.registry.topics() {
+            for partition in topic.partitions() {
+                let st = partition.state();
+                let before = batches.len();
+                batches.extend(st.batches_in(id).map(|b| IndexedBatch {
+                    topic: topic.id,
+                    partition: partition.index,
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    max_timestamp: b.max_timestamp,
+                    position: b.position,
+                    len: b.len,
+                }));
+                if batches.len() > before {
+                    let snapshot = crate::producer_snapshot::capture(&st);
+                    drop(st);
+                    touched.push((Arc::clone(&partition), snapshot));
                 }
             }
         }
-        sealing.sync_pending()?;
-        for partition in sealing.touched.values() {
-            let snapshot = crate::producer_snapshot::capture(&partition.state());
+        for (partition, snapshot) in &touched {
             if !snapshot.producers.producers.is_empty() {
-                crate::producer_snapshot::save(&partition.dir, &snapshot)?;
+                crate::producer_snapshot::save(&partition.dir, snapshot)?;
             }
         }
-        std::fs::remove_file(&path).map_err(|source| LogError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        strata_wal::sync_dir(&self.wal_dir)?;
+        segment_index::write(&self.wal_dir, id, &mut batches)?;
+        self.sealed.insert(id);
         debug!(
             segment = id,
-            partitions = sealing.touched.len(),
+            batches = batches.len(),
+            partitions = touched.len(),
             "sealed WAL segment"
         );
         Ok(())
     }
 
-    /// Seals a segment entry by entry through a bounded buffer. `false`
-    /// when it met bytes that are not an intact entry.
-    fn seal_streaming(&self, path: &Path, sealing: &mut Sealing) -> Result<bool, LogError> {
-        let Some(mut reader) = EntryReader::open(path)? else {
-            return Ok(false);
-        };
-        let mut payload = Vec::new();
-        loop {
-            match reader.next(&mut payload)? {
-                NextEntry::Entry => self.seal_entry(&payload, sealing)?,
-                NextEntry::End => return Ok(true),
-                NextEntry::Irregular => return Ok(false),
+    /// Removes the sealed segments no partition holds a batch in.
+    fn remove_unheld(&mut self) {
+        let mut held = HashSet::new();
+        for topic in self.registry.topics() {
+            for partition in topic.partitions() {
+                partition.state().note_segments(&mut held);
             }
         }
-    }
-
-    fn seal_entry(&self, payload: &[u8], sealing: &mut Sealing) -> Result<(), LogError> {
-        let Some(prefix) = entry::read_prefix(payload) else {
-            return Ok(());
-        };
-        let Some(partition) = self.registry.partition(prefix.topic, prefix.partition) else {
-            return Ok(());
-        };
-        let batch = payload.get(entry::PREFIX_LEN..).unwrap_or_default();
-        if let Some(written) = seal_batch(&partition, &self.registry, batch)? {
-            sealing
-                .touched
-                .insert((prefix.topic, prefix.partition), partition);
-            sealing.note(written)?;
-        }
-        Ok(())
-    }
-}
-
-/// Sealed data written between syncs: at least this much...
-const SYNC_EVERY: u64 = 4 * 1024 * 1024;
-/// ...and at least this much per file waiting, so that data spread over
-/// many partitions is not paid for with one fsync per file every few MiB.
-const SYNC_EVERY_PER_FILE: u64 = 256 * 1024;
-
-/// What one sealing pass has written and not yet made durable. Files are
-/// synced every [`SYNC_EVERY`] bytes (more when many files wait), outside
-/// any partition lock, so the
-/// disk sees a steady trickle instead of one large flush that stalls the
-/// WAL's fsyncs (and the producers waiting on them).
-#[derive(Default)]
-struct Sealing {
-    touched: HashMap<(crate::TopicId, i32), Arc<PartitionLog>>,
-    pending: HashMap<PathBuf, Arc<File>>,
-    unsynced: u64,
-}
-
-impl Sealing {
-    fn note(&mut self, written: SealedWrite) -> Result<(), LogError> {
-        if let Some((path, file)) = written.rolled {
-            sync(&path, &file)?;
-            self.pending.remove(&path);
-        }
-        self.pending.insert(written.path, written.file);
-        self.unsynced += written.bytes;
-        let threshold = SYNC_EVERY.max(self.pending.len() as u64 * SYNC_EVERY_PER_FILE);
-        if self.unsynced >= threshold {
-            self.sync_pending()?;
-        }
-        Ok(())
-    }
-
-    fn sync_pending(&mut self) -> Result<(), LogError> {
-        for (path, file) in self.pending.drain() {
-            sync(&path, &file)?;
-        }
-        self.unsynced = 0;
-        Ok(())
-    }
-}
-
-fn sync(path: &Path, file: &File) -> Result<(), LogError> {
-    file.sync_data().map_err(|source| LogError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// A batch appended to a sealed segment, to be synced by the caller.
-struct SealedWrite {
-    path: PathBuf,
-    file: Arc<File>,
-    bytes: u64,
-    /// The segment that was active before this batch rolled a new one.
-    rolled: Option<(PathBuf, Arc<File>)>,
-}
-
-/// Appends one batch to its partition's active sealed segment, unless it is
-/// already sealed. Returns what was written, for syncing outside the lock.
-fn seal_batch(
-    partition: &PartitionLog,
-    registry: &Registry,
-    batch: &[u8],
-) -> Result<Option<SealedWrite>, LogError> {
-    let header = match BatchHeader::parse(batch) {
-        Ok(h) => h,
-        Err(e) => {
-            warn!(error = %e, "WAL entry holds no valid batch; not sealed");
-            return Ok(None);
-        }
-    };
-    let segment_bytes = registry.segment_bytes(partition.topic);
-    let mut st = partition.state_mut();
-    if st.deleted {
-        return Ok(None);
-    }
-    if header.last_offset() < st.sealed_end() {
-        // Already sealed, or wholly below the log start: nothing to keep.
-        let floor = st.sealed_end();
-        while st.hot.front().is_some_and(|h| h.last_offset < floor) {
-            st.hot.pop_front();
-        }
-        return Ok(None);
-    }
-    let mut rolled = None;
-    if st.sealed.last().is_none_or(|s| s.size >= segment_bytes) {
-        rolled = st
+        let unheld: Vec<SegmentId> = self
             .sealed
-            .last()
-            .map(|previous| (previous.path.clone(), Arc::clone(&previous.file)));
-        st.sealed
-            .push(SealedSegment::create(&partition.dir, header.base_offset)?);
+            .iter()
+            .copied()
+            .filter(|id| !held.contains(id))
+            .collect();
+        let mut removed = HashMap::new();
+        for id in unheld {
+            let segment = strata_wal::segment_path(&self.wal_dir, id);
+            let bytes = std::fs::metadata(&segment).map_or(0, |m| m.len());
+            let result = std::fs::remove_file(&segment)
+                .or_else(ignore_missing)
+                .and_then(|()| {
+                    std::fs::remove_file(segment_index::index_path(&self.wal_dir, id))
+                        .or_else(ignore_missing)
+                });
+            match result {
+                Ok(()) => {
+                    self.sealed.remove(&id);
+                    removed.insert(id, bytes);
+                }
+                Err(e) => {
+                    warn!(segment = id, error = %e, "cannot remove a WAL segment no partition holds")
+                }
+            }
+        }
+        if removed.is_empty() {
+            return;
+        }
+        let bytes: u64 = removed.values().sum();
+        crate::metrics::count_by(crate::metrics::WAL_SEGMENTS_REMOVED, removed.len() as u64);
+        crate::metrics::count_by(crate::metrics::WAL_REMOVED_BYTES, bytes);
+        if let Err(e) = strata_wal::sync_dir(&self.wal_dir) {
+            warn!(error = %e, "cannot sync the WAL dir after removing segments");
+        }
+        info!(
+            segments = removed.len(),
+            bytes,
+            "removed WAL segments no partition holds any more"
+        );
     }
-    let Some(active) = st.sealed.last_mut() else {
-        return Ok(None);
-    };
-    let before = active.size;
-    if let Err(e) = active.append(batch) {
-        let _ = active.file.set_len(before);
-        return Err(e);
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
     }
-    let written = SealedWrite {
-        path: active.path.clone(),
-        file: Arc::clone(&active.file),
-        bytes: active.size - before,
-        rolled,
-    };
-    let sealed_end = st.sealed_end();
-    while st.hot.front().is_some_and(|h| h.last_offset < sealed_end) {
-        st.hot.pop_front();
-    }
-    Ok(Some(written))
 }

@@ -4,8 +4,10 @@
 //! Data dir layout:
 //! ```text
 //! <data>/meta/topics.json               topics, configs, log start offsets
-//! <data>/wal/<seq>.wal                  the shared write-ahead log
-//! <data>/partitions/<topic id>-<n>/     sealed segments of partition n
+//! <data>/wal/<seq>.wal                  the shared write-ahead log: every
+//!                                       partition's batches, where they stay
+//! <data>/wal/<seq>.idx                  a sealed segment's index
+//! <data>/partitions/<topic id>-<n>/     producer-state snapshot of partition n
 //! ```
 
 use std::collections::BTreeMap;
@@ -21,7 +23,7 @@ use crate::config::{validate_overrides, TopicConfig};
 use crate::partition::PartitionLog;
 use crate::recovery::{self, RecoveryReport};
 use crate::registry::{Registry, Topic};
-use crate::seal::Sealer;
+use crate::seal::{SealTask, Sealer};
 use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
 use crate::LogError;
 
@@ -79,6 +81,9 @@ pub struct LogStore {
     append_tx: Mutex<Option<mpsc::Sender<AppendRequest>>>,
     producer_ids: Mutex<crate::producer_ids::ProducerIdBlock>,
     appended: watch::Receiver<u64>,
+    /// Asks the sealing thread to remove segments nobody holds.
+    removal: Mutex<Option<std::sync::mpsc::SyncSender<SealTask>>>,
+    removal_wanted: Arc<std::sync::atomic::AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -106,25 +111,26 @@ impl LogStore {
                 remove_leftover_tmp(&dir.path());
             }
         }
+        refuse_partition_segments(&partitions_dir)?;
         let meta = MetaStore::new(meta_dir);
         let registry = Arc::new(Registry::default());
-        let mut sealed_report = RecoveryReport::default();
         for record in meta.load()?.topics {
-            let topic = open_topic(&options.data_dir, &record, &mut sealed_report)?;
+            let topic = open_topic(&options.data_dir, &record)?;
             registry.insert(Arc::new(topic));
         }
         remove_orphan_partitions(&partitions_dir, &registry);
         let wal = recovery::replay_wal(&wal_dir, &registry, started)?;
-        let mut report = wal.report;
-        report.torn_tails.extend(sealed_report.torn_tails);
+        let report = wal.report;
 
         let writer = strata_wal::SegmentWriter::create(&wal_dir, wal.next_segment)?;
         let reader = Arc::new(writer.reader()?);
         let (append_tx, append_rx) = mpsc::channel(options.append_queue.max(1));
-        let (seal_tx, seal_rx) = std::sync::mpsc::sync_channel(64);
-        for id in wal.unsealed {
-            let _ = seal_tx.send(id);
+        let (seal_tx, seal_rx) = std::sync::mpsc::sync_channel(64 + wal.unsealed.len());
+        for id in &wal.unsealed {
+            let _ = seal_tx.try_send(SealTask::Seal(*id));
         }
+        let removal_tx = seal_tx.clone();
+        let removal_wanted = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (appended_tx, appended_rx) = watch::channel(0u64);
         let appender = Appender {
             rx: append_rx,
@@ -140,6 +146,8 @@ impl LogStore {
             wal_dir,
             registry: Arc::clone(&registry),
             rx: seal_rx,
+            sealed: wal.sealed.into_iter().collect(),
+            removal_wanted: Arc::clone(&removal_wanted),
         };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -164,8 +172,11 @@ impl LogStore {
             admin: Mutex::new(()),
             append_tx: Mutex::new(Some(append_tx)),
             appended: appended_rx,
+            removal: Mutex::new(Some(removal_tx)),
+            removal_wanted,
             threads: Mutex::new(threads),
         };
+        store.request_removal();
         Ok((Arc::new(store), report))
     }
 
@@ -259,11 +270,7 @@ impl LogStore {
                 Vec::new(),
             )));
         }
-        let topic = Arc::new(open_topic(
-            &self.data_dir,
-            &record,
-            &mut RecoveryReport::default(),
-        )?);
+        let topic = Arc::new(open_topic(&self.data_dir, &record)?);
         self.registry.insert(Arc::clone(&topic));
         if let Err(e) = self.save_meta() {
             self.registry.remove(name);
@@ -301,13 +308,13 @@ impl LogStore {
             {
                 let mut st = partition.state_mut();
                 st.deleted = true;
-                st.hot.clear();
-                st.sealed.clear();
+                st.clear_batches();
             }
             if let Err(e) = std::fs::remove_dir_all(&partition.dir) {
                 warn!(dir = %partition.dir.display(), error = %e, "cannot remove a deleted partition's files");
             }
         }
+        self.request_removal();
         Ok(topic.id)
     }
 
@@ -335,8 +342,7 @@ impl LogStore {
         let mut added = Vec::new();
         for index in current..total {
             let dir = partition_dir(&self.data_dir, topic.id, index);
-            let log =
-                recovery::open_partition(topic.id, index, dir, 0, &mut RecoveryReport::default())?;
+            let log = recovery::open_partition(topic.id, index, dir, 0)?;
             added.push(Arc::new(log));
         }
         topic.add_partitions(added);
@@ -396,17 +402,8 @@ impl LogStore {
             partition.state_mut().log_start = previous;
             return Err(e);
         }
-        let mut st = partition.state_mut();
-        let active = st.sealed.len().saturating_sub(1);
-        let doomed: Vec<usize> = (0..active)
-            .filter(|&i| st.sealed[i].end_offset <= new_start)
-            .collect();
-        for i in doomed.into_iter().rev() {
-            let segment = st.sealed.remove(i);
-            if let Err(e) = std::fs::remove_file(&segment.path) {
-                warn!(file = %segment.path.display(), error = %e, "cannot remove a segment below the log start");
-            }
-        }
+        partition.state_mut().drop_below_log_start();
+        self.request_removal();
         Ok(new_start)
     }
 
@@ -439,9 +436,24 @@ impl LogStore {
         self.meta.save(&MetaFile { topics })
     }
 
+    /// Has the sealing thread remove the WAL segments no partition holds.
+    fn request_removal(&self) {
+        self.removal_wanted
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(tx) = &*self.removal.lock().unwrap_or_else(PoisonError::into_inner) {
+            // A full queue has tasks the sealer will get to; the flag
+            // makes it remove then.
+            let _ = tx.try_send(SealTask::Remove);
+        }
+    }
+
     /// Stops the append and seal threads once queued appends are durable.
     pub fn shutdown(&self) {
         self.append_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.removal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
@@ -461,11 +473,7 @@ fn partition_dir(data_dir: &Path, topic: TopicId, index: i32) -> PathBuf {
         .join(format!("{}-{index}", topic.to_hex()))
 }
 
-fn open_topic(
-    data_dir: &Path,
-    record: &TopicRecord,
-    report: &mut RecoveryReport,
-) -> Result<Topic, LogError> {
+fn open_topic(data_dir: &Path, record: &TopicRecord) -> Result<Topic, LogError> {
     let id = TopicId::from_hex(&record.id).ok_or_else(|| LogError::Metadata {
         path: data_dir.join("meta"),
         reason: format!("topic {} has a malformed id {:?}", record.name, record.id),
@@ -479,7 +487,7 @@ fn open_topic(
             .unwrap_or(0);
         let dir = partition_dir(data_dir, id, index);
         partitions.push(Arc::new(recovery::open_partition(
-            id, index, dir, log_start, report,
+            id, index, dir, log_start,
         )?));
     }
     Ok(Topic::new(
@@ -518,4 +526,30 @@ fn remove_leftover_tmp(dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Refuses a data dir holding per-partition segment files: they come from
+/// an earlier layout this build does not read, and starting would hide
+/// their records.
+fn refuse_partition_segments(dir: &Path) -> Result<(), LogError> {
+    let Ok(partitions) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for partition in partitions.flatten() {
+        let Ok(files) = std::fs::read_dir(partition.path()) else {
+            continue;
+        };
+        if let Some(file) = files
+            .flatten()
+            .find(|f| f.path().extension().is_some_and(|e| e == "log"))
+        {
+            return Err(LogError::Metadata {
+                path: file.path(),
+                reason: "per-partition segment files are from an earlier data layout; \
+                         this build keeps records in the WAL segments only"
+                    .to_string(),
+            });
+        }
+    }
+    Ok(())
 }

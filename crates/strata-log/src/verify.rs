@@ -1,13 +1,15 @@
 //! Offline checks and repairs of a stopped broker's data files: every
 //! checksum of every WAL segment (CRC64-NVME per entry) and every sealed
-//! segment (the producer's CRC-32C per batch, offsets ascending).
+//! segment's index (its CRC64-NVME, and that it points inside its segment).
 //!
-//! A repair rewrites a damaged file keeping every intact entry or batch:
-//! write `<file>.tmp`, fsync, rename over the file, fsync the directory.
+//! A repair rewrites a damaged segment keeping every intact entry (write
+//! `<file>.tmp`, fsync, rename over the file, fsync the directory) and
+//! removes its index, whose positions no longer hold; a damaged index is
+//! removed. Startup scans a segment without an index and writes it anew.
 
 use std::path::{Path, PathBuf};
 
-use strata_protocol::batch::{validate_crc, BatchHeader};
+use strata_protocol::batch::BatchHeader;
 
 use crate::entry;
 use crate::LogError;
@@ -111,74 +113,55 @@ pub fn describe_wal(path: &Path) -> Result<Vec<EntryDescription>, LogError> {
     Ok(out)
 }
 
-/// The intact batches of a sealed segment as byte ranges, and the damage.
-fn scan_sealed(bytes: &[u8]) -> (Vec<std::ops::Range<usize>>, Vec<DamagedRegion>) {
-    let mut intact = Vec::new();
-    let mut damaged = Vec::new();
-    let mut position = 0usize;
-    let mut next_offset = i64::MIN;
-    while position < bytes.len() {
-        let rest = bytes.get(position..).unwrap_or_default();
-        let good = BatchHeader::parse(rest)
-            .ok()
-            .filter(|h| h.base_offset >= next_offset)
-            .filter(|h| validate_crc(rest, h).is_ok());
-        match good {
-            Some(header) => {
-                intact.push(position..position + header.total_len);
-                next_offset = header.last_offset() + 1;
-                position += header.total_len;
-            }
-            None => {
-                // The header's length may be the damaged part: when it still
-                // frames a batch, skip just that batch, else the rest.
-                let skip = BatchHeader::parse(rest)
-                    .map(|h| h.total_len)
-                    .unwrap_or(rest.len())
-                    .max(1);
-                damaged.push(DamagedRegion {
-                    position: position as u64,
-                    length: skip as u64,
-                });
-                position += skip;
-            }
+/// Checks a sealed segment's index: its checksum, and that every batch it
+/// lists lies inside its segment.
+pub fn check_index(path: &Path) -> Result<FileCheck, LogError> {
+    let whole = |len: u64| {
+        vec![DamagedRegion {
+            position: 0,
+            length: len,
+        }]
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|source| LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let batches = match crate::segment_index::read(path)? {
+        Ok(batches) => batches,
+        Err(_) => {
+            return Ok(FileCheck {
+                path: path.to_path_buf(),
+                intact: 0,
+                damaged: whole(len),
+            })
         }
-    }
-    (intact, damaged)
-}
-
-/// Checks a sealed segment.
-pub fn check_sealed(path: &Path) -> Result<FileCheck, LogError> {
-    let bytes = read(path)?;
-    let (intact, damaged) = scan_sealed(&bytes);
+    };
+    let segment = path.with_extension("wal");
+    let segment_len = std::fs::metadata(&segment).map_or(0, |m| m.len());
+    let inside = batches
+        .iter()
+        .all(|b| b.position + u64::from(b.len) <= segment_len);
     Ok(FileCheck {
         path: path.to_path_buf(),
-        intact: intact.len(),
-        damaged,
+        intact: if inside { batches.len() } else { 0 },
+        damaged: if inside { Vec::new() } else { whole(len) },
     })
 }
 
-/// Every WAL and sealed segment file under a data dir.
+/// Every WAL segment and segment index under a data dir.
 pub fn data_files(data_dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), LogError> {
-    let wal = strata_wal::list_segments(&data_dir.join("wal"))?
+    let wal_dir = data_dir.join("wal");
+    let wal = strata_wal::list_segments(&wal_dir)?
         .into_iter()
         .map(|(_, p)| p)
         .collect();
-    let mut sealed = Vec::new();
-    let partitions = data_dir.join("partitions");
-    if let Ok(dirs) = std::fs::read_dir(&partitions) {
-        for dir in dirs.flatten() {
-            if dir.path().is_dir() {
-                sealed.extend(
-                    crate::sealed::list_segments(&dir.path())?
-                        .into_iter()
-                        .map(|(_, p)| p),
-                );
-            }
-        }
-    }
-    sealed.sort();
-    Ok((wal, sealed))
+    let indexes = crate::segment_index::list_indexes(&wal_dir)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    Ok((wal, indexes))
 }
 
 /// Rewrites a damaged WAL segment with its intact entries only.
@@ -197,27 +180,29 @@ pub fn repair_wal(path: &Path) -> Result<FileCheck, LogError> {
         out.extend_from_slice(bytes.get(start..end).unwrap_or_default());
     }
     replace(path, &out)?;
+    // The entries moved: the index (if sealed) no longer matches. Startup
+    // scans the segment and writes it anew.
+    remove(&path.with_extension("idx"))?;
     Ok(check)
 }
 
-/// Rewrites a damaged sealed segment with its intact batches only.
-pub fn repair_sealed(path: &Path) -> Result<FileCheck, LogError> {
-    let bytes = read(path)?;
-    let (intact, damaged) = scan_sealed(&bytes);
-    let check = FileCheck {
-        path: path.to_path_buf(),
-        intact: intact.len(),
-        damaged,
-    };
-    if !check.is_damaged() {
-        return Ok(check);
+/// Removes a damaged index: startup scans its segment and writes it anew.
+pub fn repair_index(path: &Path) -> Result<FileCheck, LogError> {
+    let check = check_index(path)?;
+    if check.is_damaged() {
+        remove(path)?;
     }
-    let mut out = Vec::with_capacity(bytes.len());
-    for range in intact {
-        out.extend_from_slice(bytes.get(range).unwrap_or_default());
-    }
-    replace(path, &out)?;
     Ok(check)
+}
+
+fn remove(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn replace(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
@@ -231,42 +216,40 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
-    use strata_protocol::builder::{build_batch, RecordSpec};
-
-    fn batch(offset: i64) -> Vec<u8> {
-        let mut b = build_batch(&[RecordSpec {
-            key: Some(b"k"),
-            value: Some(b"v"),
-            timestamp: 1,
-        }]);
-        strata_protocol::batch::stamp_base_offset(&mut b, offset, 0);
-        b
-    }
+    use crate::segment_index::{self, IndexedBatch};
 
     #[test]
-    fn sealed_segment_damage_is_found_and_repaired() {
+    fn damaged_index_is_found_and_repair_removes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("00000000000000000000.log");
-        let mut bytes = Vec::new();
-        for offset in 0..3 {
-            bytes.extend(batch(offset));
-        }
-        let one = batch(0).len();
-        bytes[one + 65] ^= 0xff; // inside the second batch's records
-        std::fs::write(&path, &bytes).unwrap();
-        let check = check_sealed(&path).unwrap();
-        assert_eq!(check.intact, 2);
-        assert_eq!(
-            check.damaged,
-            vec![DamagedRegion {
-                position: one as u64,
-                length: one as u64
-            }]
-        );
-        repair_sealed(&path).unwrap();
-        let after = check_sealed(&path).unwrap();
-        assert!(!after.is_damaged());
-        assert_eq!(after.intact, 2);
+        let segment = strata_wal::segment_path(dir.path(), 3);
+        std::fs::write(&segment, vec![0u8; 1000]).unwrap();
+        let batch = |position| IndexedBatch {
+            topic: crate::TopicId([1; 16]),
+            partition: 0,
+            base_offset: 0,
+            last_offset: 0,
+            max_timestamp: 0,
+            position,
+            len: 100,
+        };
+        segment_index::write(dir.path(), 3, &mut [batch(8)]).unwrap();
+        let index = segment_index::index_path(dir.path(), 3);
+        let check = check_index(&index).unwrap();
+        assert!(!check.is_damaged());
+        assert_eq!(check.intact, 1);
+
+        // A batch past the segment's end is damage too.
+        segment_index::write(dir.path(), 3, &mut [batch(950)]).unwrap();
+        assert!(check_index(&index).unwrap().is_damaged());
+
+        segment_index::write(dir.path(), 3, &mut [batch(8)]).unwrap();
+        let mut raw = std::fs::read(&index).unwrap();
+        raw[20] ^= 1;
+        std::fs::write(&index, raw).unwrap();
+        assert!(check_index(&index).unwrap().is_damaged());
+        assert!(repair_index(&index).unwrap().is_damaged());
+        assert!(!index.exists());
     }
 }

@@ -127,11 +127,19 @@ fn sealed_and_hot_data_join_without_gaps_or_duplicates() {
         );
         store.shutdown();
     }
-    let sealed_files = std::fs::read_dir(dir.path().join("partitions"))
-        .unwrap()
-        .count();
-    assert_eq!(sealed_files, 1);
-    let (store, _) = LogStore::open(&options).unwrap();
+    // Every rolled segment is sealed (has an index) and kept; the last one
+    // was still being written at shutdown.
+    let wal_dir = dir.path().join("wal");
+    let segments = strata_wal::list_segments(&wal_dir).unwrap();
+    let indexes = strata_log::segment_index::list_indexes(&wal_dir).unwrap();
+    assert!(segments.len() > 2, "the WAL did not roll");
+    assert_eq!(indexes.len(), segments.len() - 1);
+    let (store, report) = LogStore::open(&options).unwrap();
+    assert!(report.entries_already_sealed > 250, "{report:?}");
+    assert_eq!(
+        report.entries_already_sealed + report.entries_recovered,
+        300
+    );
     let got = read_all(&store, "t");
     assert_eq!(
         got.iter().map(|g| g.0).collect::<Vec<_>>(),
@@ -176,10 +184,18 @@ fn damaged_wal_entry_is_skipped_and_the_rest_served() {
     store.shutdown();
 
     // Shutdown drained the sealer: the damaged segment was sealed around
-    // its damage and deleted; what it held intact is now sealed.
-    assert!(!path.exists(), "damaged WAL segment was not sealed");
+    // its damage (its index lists the intact batches), so the next start
+    // loads it from the index without meeting the damage again.
+    let id = strata_wal::list_segments(&dir.path().join("wal"))
+        .unwrap()
+        .into_iter()
+        .find(|(_, p)| p == path)
+        .unwrap()
+        .0;
+    assert!(strata_log::segment_index::index_path(&dir.path().join("wal"), id).exists());
     let (store, report) = LogStore::open(&options).unwrap();
     assert!(report.damaged.is_empty());
+    assert_eq!(report.entries_already_sealed, 3);
     let got = read_all(&store, "t");
     assert_eq!(
         got.iter().map(|g| g.0).collect::<Vec<_>>(),
@@ -331,30 +347,26 @@ fn producer_ids_are_never_reused_and_retries_are_deduplicated_across_restarts() 
 fn damaged_sealed_batch_is_not_served_and_reads_step_over_it() {
     let dir = tempfile::tempdir().unwrap();
     let options = sealed_store(dir.path(), 2000, 100);
-    let partition_dir = std::fs::read_dir(dir.path().join("partitions"))
+    let wal_dir = dir.path().join("wal");
+    // The sealed segment holding offset 5, and where that batch sits in it.
+    let (id, batch) = strata_log::segment_index::list_indexes(&wal_dir)
         .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            std::fs::read_dir(p).unwrap().flatten().any(|f| {
-                f.path().extension().is_some_and(|x| x == "log")
-                    && std::fs::metadata(f.path()).unwrap().len() > 0
-            })
+        .into_iter()
+        .find_map(|(id, path)| {
+            let batches = strata_log::segment_index::read(&path).unwrap().unwrap();
+            batches
+                .into_iter()
+                .find(|b| b.base_offset == 5)
+                .map(|b| (id, b))
         })
         .unwrap();
-    let segment = std::fs::read_dir(&partition_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "log"))
-        .unwrap();
+    let segment = strata_wal::segment_path(&wal_dir, id);
     let mut bytes = std::fs::read(&segment).unwrap();
-    let batches = split_batches(&bytes).unwrap();
-    let (_, fifth) = batches[5].clone();
-    bytes[fifth.end - 2] ^= 0xff;
+    bytes[(batch.position + u64::from(batch.len) - 2) as usize] ^= 0xff;
     std::fs::write(&segment, &bytes).unwrap();
 
-    let (store, _) = LogStore::open(&options).unwrap();
+    let (store, report) = LogStore::open(&options).unwrap();
+    assert!(report.damaged.is_empty(), "a sealed segment is not scanned");
     let got: Vec<i64> = read_all(&store, "t").iter().map(|g| g.0).collect();
     let expected: Vec<i64> = (0..100).filter(|o| *o != 5).collect();
     assert_eq!(got, expected);
@@ -366,4 +378,53 @@ fn damaged_sealed_batch_is_not_served_and_reads_step_over_it() {
         "a read at the damaged batch moves on to the next"
     );
     store.shutdown();
+}
+
+#[test]
+fn segments_are_kept_until_no_partition_holds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = sealed_store(dir.path(), 2000, 100);
+    let wal_dir = dir.path().join("wal");
+    let count = |ext: &str| {
+        std::fs::read_dir(&wal_dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == ext))
+            .count()
+    };
+    let before = count("wal");
+    assert!(before > 3, "the WAL did not roll");
+    let rt = runtime();
+    let (store, _) = LogStore::open(&options).unwrap();
+    // Restarting removes nothing: every segment holds live records.
+    assert_eq!(count("wal"), before + 1);
+    let partition = store.topic("t").unwrap().partition(0).unwrap();
+    // Deleting the records of the first half frees the segments that
+    // held only them, and nothing else. (Shutdown waits for the sealing
+    // thread, which removes them.)
+    store.delete_records(&partition, 50).unwrap();
+    store.shutdown();
+    let after_delete = count("wal");
+    assert!(
+        after_delete < before,
+        "{after_delete} segments left of {before}"
+    );
+    assert!(after_delete > 1);
+    let (store, _) = LogStore::open(&options).unwrap();
+    let got: Vec<i64> = read_all(&store, "t").iter().map(|g| g.0).collect();
+    assert_eq!(got, (50..100).collect::<Vec<_>>());
+
+    // A second topic's records pin the segment they are in; deleting the
+    // first topic frees every other sealed segment.
+    store.create_topic("u", 1, BTreeMap::new(), false).unwrap();
+    rt.block_on(produce(&store, "u", &["u0"]));
+    store.delete_topic("t").unwrap();
+    store.shutdown();
+    assert_eq!(count("idx") + 1, count("wal"));
+    let (store, _) = LogStore::open(&options).unwrap();
+    assert_eq!(read_all(&store, "u").len(), 1);
+    store.shutdown();
+    // Only the segment holding "u0" (sealed at the restart) and the one
+    // that restart began are left.
+    assert_eq!(count("wal"), 2);
 }

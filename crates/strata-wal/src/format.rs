@@ -34,6 +34,14 @@ pub fn entry_checksum(length: u32, parts: &[&[u8]]) -> u64 {
     digest.sum64()
 }
 
+/// CRC64-NVME over `bytes`: the checksum of the files that sit beside WAL
+/// segments (their indexes).
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut digest = Digest::new();
+    digest.write(bytes);
+    digest.sum64()
+}
+
 /// Appends one framed entry whose payload is the concatenation of `parts`.
 ///
 /// Returns the payload length, or `None` if it exceeds [`MAX_PAYLOAD`].

@@ -22,7 +22,8 @@ pub mod scan;
 pub mod segment;
 
 pub use format::{
-    begin_entry, encode_entry, finish_entry, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER, MAX_PAYLOAD,
+    begin_entry, checksum, encode_entry, finish_entry, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER,
+    MAX_PAYLOAD,
 };
 pub use reader::{EntryReader, NextEntry};
 pub use scan::{scan_segment, Damage, ScanResult};

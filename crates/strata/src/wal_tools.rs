@@ -18,9 +18,10 @@ pub enum WalCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check every checksum in every WAL and sealed segment; exit 1 if anything is damaged.
+    /// Check every checksum in every WAL segment and segment index; exit 1 if anything is damaged.
     Verify { data_dir: PathBuf },
-    /// Rewrite each damaged file keeping every intact entry; refuses while a broker runs.
+    /// Rewrite each damaged segment keeping every intact entry, remove damaged indexes
+    /// (the broker rebuilds them at startup); refuses while a broker runs.
     Repair { data_dir: PathBuf },
 }
 
@@ -62,22 +63,30 @@ pub fn run(command: &WalCommand) -> anyhow::Result<bool> {
         }
         WalCommand::Repair { data_dir } => {
             let _lock = lock(data_dir)?;
-            let (wal, sealed) = verify::data_files(data_dir)?;
+            let (wal, _) = verify::data_files(data_dir)?;
             let mut repaired = 0;
             for path in &wal {
                 let check = verify::repair_wal(path)?;
                 repaired += usize::from(check.is_damaged());
                 report_repair(&mut out, &check)?;
             }
-            for path in &sealed {
-                let check = verify::repair_sealed(path)?;
-                repaired += usize::from(check.is_damaged());
-                report_repair(&mut out, &check)?;
+            // Listed again: repairing a segment removed its index.
+            let (_, indexes) = verify::data_files(data_dir)?;
+            for path in &indexes {
+                let check = verify::repair_index(path)?;
+                if check.is_damaged() {
+                    repaired += 1;
+                    writeln!(
+                        out,
+                        "removed damaged index {} (the broker rebuilds it at startup)",
+                        path.display()
+                    )?;
+                }
             }
             writeln!(
                 out,
                 "{} files checked, {repaired} repaired",
-                wal.len() + sealed.len()
+                wal.len() + indexes.len()
             )?;
             Ok(true)
         }
@@ -88,13 +97,13 @@ fn check_all(data_dir: &Path) -> anyhow::Result<Vec<FileCheck>> {
     if !data_dir.is_dir() {
         bail!("{} is not a data dir", data_dir.display());
     }
-    let (wal, sealed) = verify::data_files(data_dir)?;
+    let (wal, indexes) = verify::data_files(data_dir)?;
     let mut checks = Vec::new();
     for path in &wal {
         checks.push(verify::check_wal(path)?);
     }
-    for path in &sealed {
-        checks.push(verify::check_sealed(path)?);
+    for path in &indexes {
+        checks.push(verify::check_index(path)?);
     }
     Ok(checks)
 }

@@ -88,7 +88,7 @@ fn partitions(broker: &Broker, text: &mut Exposition) -> usize {
         ),
         (
             PARTITION_SIZE,
-            "Bytes of log the partition holds (sealed segments and unsealed WAL batches)",
+            "Bytes of record batches the partition holds",
             |r| r.size as f64,
         ),
     ];
