@@ -58,8 +58,14 @@ pub struct GroupCoordinator {
     offsets_partition: Arc<PartitionLog>,
     groups: Mutex<HashMap<String, Group>>,
     offsets: Mutex<OffsetMap>,
+    /// Commits hold it shared; rewriting the offsets topic holds it alone,
+    /// so no commit lands between the live state read and its rewrite.
+    write_order: tokio::sync::RwLock<()>,
     options: CoordinatorOptions,
 }
+
+/// Records per batch when the live offsets are rewritten.
+const REWRITE_BATCH_RECORDS: usize = 500;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -89,6 +95,7 @@ impl GroupCoordinator {
             offsets_partition,
             groups: Mutex::new(HashMap::new()),
             offsets: Mutex::new(offsets),
+            write_order: tokio::sync::RwLock::new(()),
             options,
         }))
     }
@@ -114,6 +121,9 @@ impl GroupCoordinator {
             if now.duration_since(last_expiry) > Duration::from_secs(60) {
                 last_expiry = now;
                 self.expire_offsets().await;
+                if let Err(e) = self.rewrite_offsets().await {
+                    warn!(error = %e, "cannot rewrite the committed offsets forward");
+                }
             }
         }
     }
@@ -229,20 +239,10 @@ impl GroupCoordinator {
         if changes.is_empty() {
             return Ok(());
         }
-        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            changes.iter().map(OffsetChange::encode).collect();
-        let now = now_ms();
-        let specs: Vec<RecordSpec<'_>> = encoded
-            .iter()
-            .map(|(key, value)| RecordSpec {
-                key: Some(key),
-                value: value.as_deref(),
-                timestamp: now,
-            })
-            .collect();
+        let _order = self.write_order.read().await;
         let pending = PendingBatch {
             partition: Arc::clone(&self.offsets_partition),
-            batch: Bytes::from(build_batch(&specs)),
+            batch: encode_batch(&changes),
             log_append_time: false,
         };
         let appended = self
@@ -391,6 +391,39 @@ impl GroupCoordinator {
             .map_err(|_| ResponseError::KafkaStorageError.code())
     }
 
+    /// Rewrites the live committed offsets at the end of the offsets topic
+    /// and moves its log start there, when superseded commits hold it (see
+    /// [`strata_log::rewrite_is_due`]): the topic stays as small as the
+    /// live state, and the WAL segments only old commits held are freed.
+    /// Commits wait meanwhile (one group commit). `true` if it rewrote.
+    pub async fn rewrite_offsets(&self) -> Result<bool, GroupError> {
+        let _exclusive = self.write_order.write().await;
+        let (log_start, high_watermark) = self.offsets_partition.bounds();
+        let live = lock(&self.offsets).commits();
+        if !strata_log::rewrite_is_due(high_watermark - log_start, live.len()) {
+            return Ok(false);
+        }
+        let batches = live
+            .chunks(REWRITE_BATCH_RECORDS)
+            .map(encode_batch)
+            .collect();
+        let new_start = self
+            .store
+            .rewrite_forward(&self.offsets_partition, batches)
+            .await?;
+        let count = live.len();
+        let mut offsets = lock(&self.offsets);
+        for (i, change) in live.into_iter().enumerate() {
+            offsets.apply(change, new_start + i64::try_from(i).unwrap_or(0));
+        }
+        info!(
+            live = count,
+            dropped = new_start - log_start,
+            "committed offsets rewritten forward"
+        );
+        Ok(true)
+    }
+
     /// Removes offsets of member-less groups older than the retention.
     async fn expire_offsets(&self) {
         let retention_ms =
@@ -414,6 +447,22 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// One batch of offset-topic records.
+fn encode_batch(changes: &[OffsetChange]) -> Bytes {
+    let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+        changes.iter().map(OffsetChange::encode).collect();
+    let now = now_ms();
+    let specs: Vec<RecordSpec<'_>> = encoded
+        .iter()
+        .map(|(key, value)| RecordSpec {
+            key: Some(key),
+            value: value.as_deref(),
+            timestamp: now,
+        })
+        .collect();
+    Bytes::from(build_batch(&specs))
 }
 
 /// Rebuilds the offset map from the internal topic.

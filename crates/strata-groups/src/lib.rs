@@ -15,6 +15,7 @@ pub mod group;
 pub mod offsets;
 
 pub use coordinator::{CoordinatorOptions, GroupCoordinator, OFFSETS_TOPIC};
+pub use offsets::CommittedOffset;
 
 /// Errors of the coordinator.
 #[derive(Debug, thiserror::Error)]

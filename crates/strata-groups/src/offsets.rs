@@ -208,6 +208,23 @@ impl OffsetMap {
             .unwrap_or_default()
     }
 
+    /// Every live committed offset, as the change that would write it.
+    pub fn commits(&self) -> Vec<OffsetChange> {
+        self.groups
+            .iter()
+            .flat_map(|(group, offsets)| {
+                offsets
+                    .iter()
+                    .map(move |((topic, partition), (_, v))| OffsetChange::Commit {
+                        group: group.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: Some(v.clone()),
+                    })
+            })
+            .collect()
+    }
+
     pub fn groups(&self) -> impl Iterator<Item = &String> {
         self.groups.keys()
     }

@@ -159,8 +159,7 @@ impl Sealer {
         }
         info!(
             segments = removed.len(),
-            bytes,
-            "removed WAL segments no partition holds any more"
+            bytes, "removed WAL segments no partition holds any more"
         );
     }
 }

@@ -11,6 +11,8 @@
 //! ```
 
 use std::collections::BTreeMap;
+
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -291,6 +293,38 @@ impl LogStore {
             }
         };
         topic.partition(0).ok_or(LogError::UnknownTopicOrPartition)
+    }
+
+    /// Rewrites an internal topic's live state forward: appends `batches`
+    /// (the coordinator's whole live state, in one group commit) and moves
+    /// the log start to the first of them, so the superseded records before
+    /// stop holding WAL segments. The caller keeps other writes to the
+    /// partition out meanwhile. Returns the new log start.
+    pub async fn rewrite_forward(
+        &self,
+        partition: &Arc<PartitionLog>,
+        batches: Vec<Bytes>,
+    ) -> Result<i64, LogError> {
+        let high_watermark = partition.bounds().1;
+        if batches.is_empty() {
+            return self.delete_records(partition, high_watermark);
+        }
+        let pending = batches
+            .into_iter()
+            .map(|batch| PendingBatch {
+                partition: Arc::clone(partition),
+                batch,
+                log_append_time: false,
+            })
+            .collect();
+        let mut first = high_watermark;
+        for (i, result) in self.append(pending).await.into_iter().enumerate() {
+            let appended = result?;
+            if i == 0 {
+                first = appended.base_offset;
+            }
+        }
+        self.delete_records(partition, first)
     }
 
     /// Deletes a topic and its data.
