@@ -15,6 +15,9 @@ use crate::kafka::{payload_pool, Connection};
 use crate::stats::latency_histogram;
 use crate::Throughput;
 
+/// Paced sends go out in steps of this much time at most.
+const PACING_STEP: Duration = Duration::from_millis(1);
+
 #[derive(Debug, Clone)]
 pub struct ProduceSpec {
     pub topic: String,
@@ -165,14 +168,17 @@ fn produce_share(
         }
         if let Some(rate) = per_thread_rate {
             // Serve delivery reports while waiting, so ack latency is not
-            // inflated by the pacing.
+            // inflated by the pacing. Messages due within one pacing step
+            // go now: waiting for each one (microseconds apart at high
+            // rates) would spin a core that the broker needs on a small
+            // machine.
             let due = started + Duration::from_secs_f64(i as f64 / rate);
             loop {
-                let now = Instant::now();
-                if now >= due {
+                let ahead = due.saturating_duration_since(Instant::now());
+                if ahead < PACING_STEP {
                     break;
                 }
-                producer.poll(due - now);
+                producer.poll(ahead);
             }
         }
         let at = (i as usize * 7919) % (pool.len() - spec.size);

@@ -73,12 +73,15 @@ struct Placed {
 pub(crate) struct Appender {
     pub rx: mpsc::Receiver<AppendRequest>,
     pub wal: SegmentWriter,
-    pub wal_reader: Arc<std::fs::File>,
+    pub wal_reader: Arc<strata_wal::SegmentFile>,
     pub wal_dir: std::path::PathBuf,
     pub roll_bytes: u64,
     pub sealer: std::sync::mpsc::SyncSender<crate::seal::SealTask>,
     pub appended: watch::Sender<u64>,
     pub broken: bool,
+    pub direct_io: bool,
+    pub cache: Arc<crate::tail_cache::TailCache>,
+    pub staging: crate::tail_cache::Staging,
 }
 
 impl Appender {
@@ -130,16 +133,22 @@ impl Appender {
         }
         if !placed.is_empty() {
             let start = self.wal.len();
-            let written = self.wal.append(buf).and_then(|_| {
+            let carry = self.wal.carry().len();
+            let window = self.staging.build(self.wal.carry(), buf);
+            let written = self.wal.append_window(window, buf.len()).and_then(|_| {
                 let fsync_started = Instant::now();
                 self.wal.sync().map(|()| fsync_started.elapsed())
             });
             match written {
                 Ok(fsync) => {
                     metrics::record_group_commit(placed.len(), buf.len(), fsync);
+                    let window = self.staging.written();
+                    let bytes = window.slice(carry..carry + buf.len());
+                    self.cache.insert(self.wal.id(), start, bytes);
                     self.publish(&placed, start, buf, &mut results);
                 }
                 Err(e) => {
+                    self.staging.discard();
                     metrics::count(metrics::WAL_WRITE_FAILURES);
                     self.undo(&placed, start, &e);
                 }
@@ -203,9 +212,14 @@ impl Appender {
 
     fn roll(&mut self) {
         let next = self.wal.id() + 1;
-        match SegmentWriter::create(&self.wal_dir, next).and_then(|w| w.reader().map(|r| (w, r))) {
+        let created = SegmentWriter::create(&self.wal_dir, next, self.direct_io)
+            .and_then(|w| w.reader().map(|r| (w, r)));
+        match created {
             Ok((writer, reader)) => {
-                let old = std::mem::replace(&mut self.wal, writer);
+                let mut old = std::mem::replace(&mut self.wal, writer);
+                if let Err(e) = old.finish() {
+                    warn!(segment = old.id(), error = %e, "cannot cut the padding off a finished WAL segment; recovery will");
+                }
                 self.wal_reader = Arc::new(reader);
                 if self
                     .sealer

@@ -10,6 +10,7 @@
 //! - [`segment_index`]: the index file of a sealed WAL segment.
 //! - [`partition`]: one partition's state: its batches and where they sit.
 //! - [`read`]: reads of whole batches, and offsets for timestamps.
+//! - [`tail_cache`]: the most recent WAL bytes in memory, for reads.
 //! - [`producer`]: idempotent producer state (sequence checks, snapshots).
 //! - [`recovery`]: startup: loads sealed segments' indexes, scans the rest.
 //! - [`store`]: the data dir, the threads, and topic administration.
@@ -37,6 +38,7 @@ pub mod registry;
 pub mod seal;
 pub mod segment_index;
 pub mod store;
+pub mod tail_cache;
 pub mod topic;
 pub mod verify;
 

@@ -11,15 +11,15 @@
 //! - `bytes` is the sum of the batches' lengths.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use strata_protocol::batch::{split_batches, BatchHeader};
 use strata_protocol::records::{for_each_record, RecordView};
-use strata_wal::SegmentId;
+use strata_wal::{SegmentFile, SegmentId};
 
+use crate::tail_cache::TailCache;
 use crate::topic::TopicId;
 use crate::LogError;
 
@@ -30,7 +30,7 @@ pub struct StoredBatch {
     pub last_offset: i64,
     pub max_timestamp: i64,
     pub segment: SegmentId,
-    pub file: Arc<File>,
+    pub file: Arc<SegmentFile>,
     /// Position of the batch bytes in the segment file.
     pub position: u64,
     pub len: u32,
@@ -119,6 +119,8 @@ pub struct PartitionLog {
     /// Holds the partition's producer-state snapshot.
     pub dir: PathBuf,
     state: RwLock<PartitionState>,
+    /// The WAL's recent bytes, shared by all partitions.
+    pub(crate) cache: Arc<TailCache>,
 }
 
 /// What a read returns.
@@ -142,12 +144,19 @@ pub enum Isolation {
 }
 
 impl PartitionLog {
-    pub fn new(topic: TopicId, index: i32, dir: PathBuf, state: PartitionState) -> Self {
+    pub fn new(
+        topic: TopicId,
+        index: i32,
+        dir: PathBuf,
+        state: PartitionState,
+        cache: Arc<TailCache>,
+    ) -> Self {
         PartitionLog {
             topic,
             index,
             dir,
             state: RwLock::new(state),
+            cache,
         }
     }
 

@@ -21,11 +21,12 @@ use strata_protocol::batch::BatchHeader;
 use tracing::{info, warn};
 
 use crate::entry;
-use strata_wal::SegmentId;
+use strata_wal::{SegmentFile, SegmentId};
 
 use crate::partition::{PartitionLog, PartitionState, StoredBatch};
 use crate::registry::Registry;
 use crate::segment_index;
+use crate::tail_cache::TailCache;
 use crate::topic::TopicId;
 use crate::LogError;
 
@@ -67,6 +68,7 @@ pub(crate) fn open_partition(
     index: i32,
     dir: PathBuf,
     log_start: i64,
+    cache: &Arc<TailCache>,
 ) -> Result<PartitionLog, LogError> {
     std::fs::create_dir_all(&dir).map_err(|source| LogError::Io {
         path: dir.clone(),
@@ -82,7 +84,13 @@ pub(crate) fn open_partition(
         state.producers = snapshot.producers;
         state.producer_snapshot_offset = snapshot.offset;
     }
-    Ok(PartitionLog::new(topic, index, dir, state))
+    Ok(PartitionLog::new(
+        topic,
+        index,
+        dir,
+        state,
+        Arc::clone(cache),
+    ))
 }
 
 /// Loads every WAL segment into the partitions: a sealed segment from its
@@ -91,6 +99,7 @@ pub(crate) fn replay_wal(
     wal_dir: &Path,
     registry: &Registry,
     started: Instant,
+    direct_io: bool,
 ) -> Result<WalRecovery, LogError> {
     let mut report = RecoveryReport::default();
     let segments = strata_wal::list_segments(wal_dir)?;
@@ -98,9 +107,9 @@ pub(crate) fn replay_wal(
     let mut unsealed = Vec::new();
     let mut sealed = Vec::new();
     for (id, path) in &segments {
-        if load_sealed(wal_dir, *id, path, registry, &mut report)? {
+        if load_sealed(wal_dir, *id, path, registry, direct_io, &mut report)? {
             sealed.push(*id);
-        } else if scan_unsealed(*id, path, registry, &mut report)? {
+        } else if scan_unsealed(*id, path, registry, direct_io, &mut report)? {
             unsealed.push(*id);
         }
     }
@@ -145,14 +154,14 @@ fn load_sealed(
     id: SegmentId,
     path: &Path,
     registry: &Registry,
+    direct_io: bool,
     report: &mut RecoveryReport,
 ) -> Result<bool, LogError> {
     let index_path = segment_index::index_path(wal_dir, id);
     if !index_path.exists() {
         return Ok(false);
     }
-    let file = open(path)?;
-    let file_len = file.metadata().map_err(io(path))?.len();
+    let file_len = std::fs::metadata(path).map_err(io(path))?.len();
     let batches = match segment_index::read(&index_path)? {
         Ok(batches) => batches,
         Err(defect) => {
@@ -167,7 +176,7 @@ fn load_sealed(
         warn!(file = %index_path.display(), position = bad.position, segment_len = file_len, "segment index points past its segment; the segment is scanned instead");
         return Ok(false);
     }
-    let file = Arc::new(file);
+    let file = Arc::new(SegmentFile::open(path, direct_io)?);
     for b in &batches {
         let Some(partition) = registry.partition(b.topic, b.partition) else {
             continue;
@@ -202,6 +211,7 @@ fn scan_unsealed(
     id: SegmentId,
     path: &Path,
     registry: &Registry,
+    direct_io: bool,
     report: &mut RecoveryReport,
 ) -> Result<bool, LogError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
@@ -229,8 +239,11 @@ fn scan_unsealed(
             return Ok(false);
         }
         strata_wal::truncate(path, scan.valid_end)?;
+    } else if scan.padding_bytes > 0 {
+        // Direct-I/O padding after the last entry: nothing was lost.
+        strata_wal::truncate(path, scan.valid_end)?;
     }
-    let file = Arc::new(open(path)?);
+    let file = Arc::new(SegmentFile::open(path, direct_io)?);
     for span in &scan.entries {
         let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
         let end = start.saturating_add(span.payload_len as usize);
@@ -244,10 +257,6 @@ fn scan_unsealed(
     Ok(true)
 }
 
-fn open(path: &Path) -> Result<std::fs::File, LogError> {
-    std::fs::File::open(path).map_err(io(path))
-}
-
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.to_path_buf();
     move |source| LogError::Io { path, source }
@@ -258,7 +267,7 @@ fn replay_entry(
     payload: &[u8],
     payload_position: u64,
     segment: SegmentId,
-    file: &Arc<std::fs::File>,
+    file: &Arc<SegmentFile>,
     registry: &Registry,
 ) -> bool {
     let Some(prefix) = entry::read_prefix(payload) else {

@@ -26,6 +26,7 @@ use crate::partition::PartitionLog;
 use crate::recovery::{self, RecoveryReport};
 use crate::registry::{Registry, Topic};
 use crate::seal::{SealTask, Sealer};
+use crate::tail_cache::TailCache;
 use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
 use crate::LogError;
 
@@ -37,6 +38,11 @@ pub struct StoreOptions {
     pub wal_segment_bytes: u64,
     /// Produce requests queued for the appender before producers wait.
     pub append_queue: usize,
+    /// Append to the WAL with direct I/O (bypassing the page cache) where
+    /// the file system supports it.
+    pub wal_direct_io: bool,
+    /// Bytes of recent WAL writes kept in memory for reads.
+    pub wal_cache_bytes: usize,
 }
 
 impl StoreOptions {
@@ -45,6 +51,8 @@ impl StoreOptions {
             data_dir,
             wal_segment_bytes: 64 * 1024 * 1024,
             append_queue: 1024,
+            wal_direct_io: true,
+            wal_cache_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -83,6 +91,7 @@ pub struct LogStore {
     append_tx: Mutex<Option<mpsc::Sender<AppendRequest>>>,
     producer_ids: Mutex<crate::producer_ids::ProducerIdBlock>,
     appended: watch::Receiver<u64>,
+    cache: Arc<TailCache>,
     /// Asks the sealing thread to remove segments nobody holds.
     removal: Mutex<Option<std::sync::mpsc::SyncSender<SealTask>>>,
     removal_wanted: Arc<std::sync::atomic::AtomicBool>,
@@ -116,15 +125,17 @@ impl LogStore {
         refuse_partition_segments(&partitions_dir)?;
         let meta = MetaStore::new(meta_dir);
         let registry = Arc::new(Registry::default());
+        let cache = Arc::new(TailCache::new(options.wal_cache_bytes));
         for record in meta.load()?.topics {
-            let topic = open_topic(&options.data_dir, &record)?;
+            let topic = open_topic(&options.data_dir, &record, &cache)?;
             registry.insert(Arc::new(topic));
         }
         remove_orphan_partitions(&partitions_dir, &registry);
-        let wal = recovery::replay_wal(&wal_dir, &registry, started)?;
+        let wal = recovery::replay_wal(&wal_dir, &registry, started, options.wal_direct_io)?;
         let report = wal.report;
 
-        let writer = strata_wal::SegmentWriter::create(&wal_dir, wal.next_segment)?;
+        let writer =
+            strata_wal::SegmentWriter::create(&wal_dir, wal.next_segment, options.wal_direct_io)?;
         let reader = Arc::new(writer.reader()?);
         let (append_tx, append_rx) = mpsc::channel(options.append_queue.max(1));
         let (seal_tx, seal_rx) = std::sync::mpsc::sync_channel(64 + wal.unsealed.len());
@@ -143,6 +154,9 @@ impl LogStore {
             sealer: seal_tx,
             appended: appended_tx,
             broken: false,
+            direct_io: options.wal_direct_io,
+            cache: Arc::clone(&cache),
+            staging: crate::tail_cache::Staging::new(options.wal_cache_bytes),
         };
         let sealer = Sealer {
             wal_dir,
@@ -174,6 +188,7 @@ impl LogStore {
             admin: Mutex::new(()),
             append_tx: Mutex::new(Some(append_tx)),
             appended: appended_rx,
+            cache,
             removal: Mutex::new(Some(removal_tx)),
             removal_wanted,
             threads: Mutex::new(threads),
@@ -272,7 +287,7 @@ impl LogStore {
                 Vec::new(),
             )));
         }
-        let topic = Arc::new(open_topic(&self.data_dir, &record)?);
+        let topic = Arc::new(open_topic(&self.data_dir, &record, &self.cache)?);
         self.registry.insert(Arc::clone(&topic));
         if let Err(e) = self.save_meta() {
             self.registry.remove(name);
@@ -376,7 +391,7 @@ impl LogStore {
         let mut added = Vec::new();
         for index in current..total {
             let dir = partition_dir(&self.data_dir, topic.id, index);
-            let log = recovery::open_partition(topic.id, index, dir, 0)?;
+            let log = recovery::open_partition(topic.id, index, dir, 0, &self.cache)?;
             added.push(Arc::new(log));
         }
         topic.add_partitions(added);
@@ -507,7 +522,11 @@ fn partition_dir(data_dir: &Path, topic: TopicId, index: i32) -> PathBuf {
         .join(format!("{}-{index}", topic.to_hex()))
 }
 
-fn open_topic(data_dir: &Path, record: &TopicRecord) -> Result<Topic, LogError> {
+fn open_topic(
+    data_dir: &Path,
+    record: &TopicRecord,
+    cache: &Arc<TailCache>,
+) -> Result<Topic, LogError> {
     let id = TopicId::from_hex(&record.id).ok_or_else(|| LogError::Metadata {
         path: data_dir.join("meta"),
         reason: format!("topic {} has a malformed id {:?}", record.name, record.id),
@@ -521,7 +540,7 @@ fn open_topic(data_dir: &Path, record: &TopicRecord) -> Result<Topic, LogError> 
             .unwrap_or(0);
         let dir = partition_dir(data_dir, id, index);
         partitions.push(Arc::new(recovery::open_partition(
-            id, index, dir, log_start,
+            id, index, dir, log_start, cache,
         )?));
     }
     Ok(Topic::new(

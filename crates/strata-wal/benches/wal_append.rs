@@ -1,6 +1,6 @@
 //! WAL framing (CRC64-NVME over length + payload) and appending framed
-//! entries to a segment file (page cache only: fsync is the disk's cost,
-//! measured by `strata-bench limits`).
+//! entries to a segment file, through the page cache and with direct I/O
+//! (no fsync: that is the disk's cost, measured by `strata-bench limits`).
 #![allow(clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -37,17 +37,22 @@ fn append(c: &mut Criterion) {
     framed.extend_from_slice(&vec![7u8; len]);
     finish_entry(&mut framed, open).unwrap();
     group.throughput(Throughput::Bytes(framed.len() as u64));
-    let mut id = 0;
-    let mut writer = SegmentWriter::create(dir.path(), id).unwrap();
-    group.bench_function("append_64KiB_entry", |b| {
-        b.iter(|| {
-            if writer.len() > 256 * 1024 * 1024 {
-                id += 1;
-                writer = SegmentWriter::create(dir.path(), id).unwrap();
-            }
-            writer.append(&framed).unwrap();
-        })
-    });
+    // Segment ids: the buffered run counts up from 0, the direct one from 1 << 32.
+    for (name, direct, mut id) in [
+        ("append_64KiB_entry", false, 0u64),
+        ("append_64KiB_entry_direct", true, 1 << 32),
+    ] {
+        let mut writer = SegmentWriter::create(dir.path(), id, direct).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                if writer.len() > 256 * 1024 * 1024 {
+                    id += 1;
+                    writer = SegmentWriter::create(dir.path(), id, direct).unwrap();
+                }
+                writer.append(&framed).unwrap();
+            })
+        });
+    }
     group.finish();
 }
 

@@ -7,8 +7,8 @@
 //! - [`format`]: the file header and the entry frame (magic, length, CRC64-NVME).
 //! - [`scan`]: reading a segment's bytes back — intact entries, damaged
 //!   entries (checksum failures, skipped and reported), torn tails.
-//! - [`reader`]: reading a segment's intact entries in order with bounded memory.
 //! - [`segment`]: segment files on disk — naming, the appending writer, reads.
+//! - [`direct`]: appends that bypass the page cache (`O_DIRECT`).
 //!
 //! Invariants:
 //! - an entry is either read back exactly as written or reported as damaged;
@@ -16,8 +16,8 @@
 //! - segments are named by a sequence number that only grows, so their
 //!   lexical order is their write order.
 
+pub mod direct;
 pub mod format;
-pub mod reader;
 pub mod scan;
 pub mod segment;
 
@@ -25,10 +25,9 @@ pub use format::{
     begin_entry, checksum, encode_entry, finish_entry, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER,
     MAX_PAYLOAD,
 };
-pub use reader::{EntryReader, NextEntry};
 pub use scan::{scan_segment, Damage, ScanResult};
 pub use segment::{
-    list_segments, read_at, segment_path, sync_dir, truncate, SegmentId, SegmentWriter,
+    list_segments, read_at, segment_path, sync_dir, truncate, SegmentFile, SegmentId, SegmentWriter,
 };
 
 /// Errors of the WAL.

@@ -6,6 +6,8 @@
 //!   by its magic and a good checksum), so later entries are kept.
 //! - Bytes at the end that do not form a complete intact entry, with no
 //!   intact entry after them, are a torn tail: the writer died mid-append.
+//! - Zeros from the end of the last entry to the end of the file are the
+//!   padding of direct-I/O appends (see [`crate::direct`]), not a torn tail.
 
 use crate::format::{
     entry_checksum, EntryHeader, ENTRY_HEADER_LEN, ENTRY_MAGIC, FILE_HEADER, MAX_PAYLOAD,
@@ -37,6 +39,8 @@ pub struct ScanResult {
     pub valid_end: u64,
     /// Bytes past `valid_end` (a torn final entry), 0 when the file ends cleanly.
     pub torn_bytes: u64,
+    /// Zero bytes past `valid_end`: padding, not damage.
+    pub padding_bytes: u64,
     /// The file header itself is wrong or missing.
     pub bad_file_header: bool,
 }
@@ -68,7 +72,12 @@ pub fn scan_segment(bytes: &[u8]) -> ScanResult {
                 pos = next;
             }
             None => {
-                result.torn_bytes = (bytes.len() - pos) as u64;
+                let rest = (bytes.len() - pos) as u64;
+                if bytes[pos..].iter().all(|&b| b == 0) {
+                    result.padding_bytes = rest;
+                } else {
+                    result.torn_bytes = rest;
+                }
                 break;
             }
         }
@@ -197,5 +206,23 @@ mod tests {
             }
             let _ = scan_segment(&bytes);
         }
+    }
+
+    #[test]
+    fn zeros_after_the_last_entry_are_padding_not_a_torn_tail() {
+        let mut bytes = FILE_HEADER.to_vec();
+        crate::encode_entry(&mut bytes, &[b"one"]).unwrap();
+        let end = bytes.len() as u64;
+        bytes.resize(4096, 0);
+        let r = scan_segment(&bytes);
+        assert_eq!(r.entries.len(), 1);
+        assert_eq!(
+            (r.valid_end, r.torn_bytes, r.padding_bytes),
+            (end, 0, 4096 - end)
+        );
+        // A partly written entry in the padding is a torn tail again.
+        bytes[end as usize + 20] = 7;
+        let r = scan_segment(&bytes);
+        assert_eq!((r.torn_bytes, r.padding_bytes), (4096 - end, 0));
     }
 }

@@ -2,8 +2,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::direct::DirectAppender;
 use crate::format::FILE_HEADER;
 use crate::WalError;
 
@@ -58,11 +60,15 @@ pub struct SegmentWriter {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Set when appends bypass the page cache.
+    direct: Option<DirectAppender>,
 }
 
 impl SegmentWriter {
     /// Creates segment `id` with its file header, durable before it returns.
-    pub fn create(dir: &Path, id: SegmentId) -> Result<Self, WalError> {
+    /// With `direct_io`, appends bypass the page cache where the file
+    /// system allows it.
+    pub fn create(dir: &Path, id: SegmentId, direct_io: bool) -> Result<Self, WalError> {
         let path = segment_path(dir, id);
         let io = |source| WalError::Io {
             path: path.clone(),
@@ -77,12 +83,24 @@ impl SegmentWriter {
         file.write_all(FILE_HEADER).map_err(io)?;
         file.sync_all().map_err(io)?;
         sync_dir(dir)?;
+        let len = FILE_HEADER.len() as u64;
+        let direct = if direct_io {
+            DirectAppender::open(&path, len)
+        } else {
+            None
+        };
         Ok(SegmentWriter {
             id,
             path,
             file,
-            len: FILE_HEADER.len() as u64,
+            len,
+            direct,
         })
+    }
+
+    /// Whether appends bypass the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     pub fn id(&self) -> SegmentId {
@@ -102,12 +120,9 @@ impl SegmentWriter {
         self.len <= FILE_HEADER.len() as u64
     }
 
-    /// A second handle on the file, for readers.
-    pub fn reader(&self) -> Result<File, WalError> {
-        self.file.try_clone().map_err(|source| WalError::Io {
-            path: self.path.clone(),
-            source,
-        })
+    /// The file opened for readers (with direct I/O when appends use it).
+    pub fn reader(&self) -> Result<SegmentFile, WalError> {
+        SegmentFile::open(&self.path, self.direct.is_some())
     }
 
     /// Appends framed entries; returns the file position they start at.
@@ -116,7 +131,25 @@ impl SegmentWriter {
     /// using this segment (recovery truncates the torn tail).
     pub fn append(&mut self, framed: &[u8]) -> Result<u64, WalError> {
         let start = self.len;
-        self.file.write_all(framed).map_err(|source| WalError::Io {
+        let mut written = match &mut self.direct {
+            Some(direct) => direct.append(start, framed),
+            None => (&self.file).write_all(framed),
+        };
+        if written
+            .as_ref()
+            .is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL))
+            && self.direct.take().is_some()
+        {
+            // The file system opened the file for direct I/O but refuses
+            // the writes: write through the page cache from here on, from
+            // the end of the data (not of the padding).
+            tracing::warn!(file = %self.path.display(), "direct I/O refused; the WAL writes through the page cache");
+            written = self
+                .file
+                .set_len(start)
+                .and_then(|()| (&self.file).write_all(framed));
+        }
+        written.map_err(|source| WalError::Io {
             path: self.path.clone(),
             source,
         })?;
@@ -124,11 +157,56 @@ impl SegmentWriter {
         Ok(start)
     }
 
+    /// The bytes a window for [`Self::append_window`] starts with: the
+    /// unfinished last block under direct I/O, nothing otherwise.
+    pub fn carry(&self) -> &[u8] {
+        self.direct.as_ref().map_or(&[], DirectAppender::carry)
+    }
+
+    /// Appends `len` framed bytes given in a window: [`Self::carry`], the
+    /// bytes, then zeros to [`crate::direct::window_len`], in memory
+    /// aligned to [`crate::direct::BLOCK`] (a buffered writer writes just
+    /// the bytes). This spares [`Self::append`]'s copy into staging memory.
+    /// Returns the file position the bytes start at.
+    pub fn append_window(&mut self, window: &[u8], len: usize) -> Result<u64, WalError> {
+        let start = self.len;
+        let carry = self.carry().len();
+        let framed = window.get(carry..carry + len).ok_or_else(|| WalError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
+        match &mut self.direct {
+            Some(direct) => {
+                let written = direct.write_window(start, window, len);
+                match written {
+                    Ok(()) => {
+                        self.len += len as u64;
+                        Ok(start)
+                    }
+                    // The fallback to buffered writes takes the bytes alone.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        let framed = framed.to_vec();
+                        self.append(&framed)
+                    }
+                    Err(source) => Err(WalError::Io {
+                        path: self.path.clone(),
+                        source,
+                    }),
+                }
+            }
+            None => self.append(framed),
+        }
+    }
+
     /// Cuts the segment back to `len` bytes, undoing a failed append.
     pub fn truncate_to(&mut self, len: u64) -> Result<(), WalError> {
         self.file
             .set_len(len)
             .and_then(|()| self.file.sync_all())
+            .and_then(|()| match &mut self.direct {
+                Some(direct) => direct.reset(&self.path, len),
+                None => Ok(()),
+            })
             .map_err(|source| WalError::Io {
                 path: self.path.clone(),
                 source,
@@ -137,12 +215,77 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Cuts the padding of direct appends off the end of the file (the
+    /// segment is complete). A segment left padded by a crash is read
+    /// correctly too: a scan recognises the zeros.
+    pub fn finish(&mut self) -> Result<(), WalError> {
+        if self.direct.is_none() {
+            return Ok(());
+        }
+        self.file
+            .set_len(self.len)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| WalError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> Result<(), WalError> {
         self.file.sync_data().map_err(|source| WalError::Io {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+/// A segment opened for reading: through the page cache, and with direct
+/// I/O where asked for and the file system allows it.
+#[derive(Debug)]
+pub struct SegmentFile {
+    buffered: File,
+    direct: Option<File>,
+}
+
+impl SegmentFile {
+    pub fn open(path: &Path, direct_io: bool) -> Result<Self, WalError> {
+        let buffered = File::open(path).map_err(|source| WalError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let direct = if direct_io {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(path)
+                .ok()
+        } else {
+            None
+        };
+        Ok(SegmentFile { buffered, direct })
+    }
+
+    /// The file through the page cache.
+    pub fn buffered(&self) -> &File {
+        &self.buffered
+    }
+
+    /// Fills `buf` (block-aligned memory, a whole number of blocks) from
+    /// block-aligned `position` with direct I/O; returns the bytes read,
+    /// fewer at the end of the file. `None` without direct I/O.
+    pub fn read_direct(&self, buf: &mut [u8], position: u64) -> Option<std::io::Result<usize>> {
+        let file = self.direct.as_ref()?;
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], position + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(done))
     }
 }
 
@@ -173,7 +316,7 @@ mod tests {
     #[test]
     fn appended_entries_scan_back() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = SegmentWriter::create(dir.path(), 3).unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 3, false).unwrap();
         let mut buf = Vec::new();
         encode_entry(&mut buf, &[b"hello"]).unwrap();
         encode_entry(&mut buf, &[b"world"]).unwrap();
@@ -186,7 +329,72 @@ mod tests {
         let listed = list_segments(dir.path()).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].0, 3);
-        let got = read_at(&w.reader().unwrap(), r.entries[1].payload_position, 5).unwrap();
+        let got = read_at(
+            w.reader().unwrap().buffered(),
+            r.entries[1].payload_position,
+            5,
+        )
+        .unwrap();
         assert_eq!(got, b"world");
+    }
+
+    #[test]
+    fn direct_appends_read_back_byte_for_byte_and_undo_and_finish_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1, true).unwrap();
+        if !w.is_direct() {
+            // This file system has no direct I/O: nothing to test here.
+            return;
+        }
+        let mut expected = FILE_HEADER.to_vec();
+        let mut positions = Vec::new();
+        // Entries of many sizes, crossing block boundaries every way.
+        for (i, len) in [1usize, 100, 4000, 4096, 5000, 10, 70_000, 3]
+            .iter()
+            .enumerate()
+        {
+            let mut buf = Vec::new();
+            encode_entry(&mut buf, &[&vec![i as u8 + 1; *len]]).unwrap();
+            positions.push(w.append(&buf).unwrap());
+            w.sync().unwrap();
+            expected.extend_from_slice(&buf);
+            assert_eq!(w.len(), expected.len() as u64);
+            let on_disk = std::fs::read(w.path()).unwrap();
+            assert_eq!(on_disk.len() % crate::direct::BLOCK, 0, "padded to a block");
+            assert_eq!(&on_disk[..expected.len()], &expected[..]);
+            assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
+        }
+        let scan = scan_segment(&std::fs::read(w.path()).unwrap());
+        assert_eq!(scan.entries.len(), 8);
+        assert_eq!(scan.torn_bytes, 0);
+        // A failed append is undone by cutting back; appends go on from there.
+        let before = w.len();
+        let mut buf = Vec::new();
+        encode_entry(&mut buf, &[b"undone"]).unwrap();
+        w.append(&buf).unwrap();
+        w.truncate_to(before).unwrap();
+        let mut buf = Vec::new();
+        encode_entry(&mut buf, &[b"kept"]).unwrap();
+        w.append(&buf).unwrap();
+        expected.extend_from_slice(&buf);
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read(w.path()).unwrap(),
+            expected,
+            "no padding left"
+        );
+        let reader = w.reader().unwrap();
+        let got = read_at(reader.buffered(), positions[6] + 16, 5).unwrap();
+        assert_eq!(got, vec![7u8; 5]);
+        // Direct reads of whole blocks, short at the end of the file.
+        let mut stage = vec![0u8; 3 * crate::direct::BLOCK];
+        let offset = (crate::direct::BLOCK - stage.as_ptr() as usize % crate::direct::BLOCK)
+            % crate::direct::BLOCK;
+        let window = &mut stage[offset..offset + 2 * crate::direct::BLOCK];
+        let block = (expected.len() as u64 - 10) / crate::direct::BLOCK as u64;
+        let at = block * crate::direct::BLOCK as u64;
+        let n = reader.read_direct(window, at).unwrap().unwrap();
+        assert_eq!(n as u64, expected.len() as u64 - at);
+        assert_eq!(&window[..n], &expected[at as usize..]);
     }
 }

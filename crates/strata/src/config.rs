@@ -38,6 +38,13 @@ pub struct ServeArgs {
     /// Size at which a WAL segment is rolled and sealed.
     #[arg(long, env = "STRATA_WAL_SEGMENT_BYTES")]
     pub wal_segment_bytes: Option<u64>,
+    /// Append to the WAL with direct I/O, bypassing the page cache, where
+    /// the file system supports it.
+    #[arg(long, env = "STRATA_WAL_DIRECT_IO")]
+    pub wal_direct_io: Option<bool>,
+    /// Bytes of recent WAL writes kept in memory for reads (0: none).
+    #[arg(long, env = "STRATA_WAL_CACHE_BYTES")]
+    pub wal_cache_bytes: Option<usize>,
     /// Largest request accepted (Kafka's socket.request.max.bytes).
     #[arg(long, env = "STRATA_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -72,6 +79,8 @@ pub struct Config {
     pub default_partitions: i32,
     pub auto_create_topics: bool,
     pub wal_segment_bytes: u64,
+    pub wal_direct_io: bool,
+    pub wal_cache_bytes: usize,
     pub max_request_bytes: usize,
     pub log_format: String,
     pub log_level: String,
@@ -89,6 +98,8 @@ impl Default for Config {
             default_partitions: 1,
             auto_create_topics: true,
             wal_segment_bytes: 64 * 1024 * 1024,
+            wal_direct_io: true,
+            wal_cache_bytes: 128 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
             log_format: "text".to_string(),
             log_level: "info".to_string(),
@@ -146,6 +157,8 @@ impl Config {
         take!(default_partitions);
         take!(auto_create_topics);
         take!(wal_segment_bytes);
+        take!(wal_direct_io);
+        take!(wal_cache_bytes);
         take!(max_request_bytes);
         take!(log_format);
         take!(log_level);

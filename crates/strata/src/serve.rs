@@ -73,6 +73,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = metrics_endpoint::install()?;
     let mut store_options = StoreOptions::new(config.data_dir.clone());
     store_options.wal_segment_bytes = config.wal_segment_bytes;
+    store_options.wal_direct_io = config.wal_direct_io;
+    store_options.wal_cache_bytes = config.wal_cache_bytes;
     let (store, report) = tokio::task::spawn_blocking(move || LogStore::open(&store_options))
         .await
         .context("recovery task failed")?
