@@ -41,6 +41,9 @@ pub const WAL_RECOVERY_TORN_BYTES: &str = "wal_recovery_torn_tail_bytes_total";
 /// Compaction (registered now; nothing compacts yet, so they stay at zero).
 pub const WAL_COMPACTION_RUNS: &str = "wal_compaction_runs_total";
 pub const WAL_COMPACTION_BYTES_RECLAIMED: &str = "wal_compaction_bytes_reclaimed";
+/// Batches reads took from the tail cache, and from disk.
+pub const WAL_CACHE_HITS: &str = "wal_cache_hits_total";
+pub const WAL_CACHE_MISSES: &str = "wal_cache_misses_total";
 /// Stored batches that failed their CRC-32C when read and were not served.
 pub const STORED_BATCHES_DAMAGED: &str = "stored_batches_damaged_total";
 
@@ -119,6 +122,14 @@ pub fn describe() {
         (
             WAL_COMPACTION_BYTES_RECLAIMED,
             "Bytes reclaimed by log compaction (always zero until compaction exists)",
+        ),
+        (
+            WAL_CACHE_HITS,
+            "Batches reads took from the tail cache of recent WAL writes",
+        ),
+        (
+            WAL_CACHE_MISSES,
+            "Batches reads took from disk (older than the tail cache)",
         ),
         (
             STORED_BATCHES_DAMAGED,

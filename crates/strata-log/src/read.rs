@@ -168,8 +168,10 @@ const MAX_SPAN: u64 = 4 * 1024 * 1024;
 fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogError> {
     if let [batch] = plan {
         if let Some(bytes) = cache.get(batch.segment, batch.position, batch.len) {
+            crate::metrics::count(crate::metrics::WAL_CACHE_HITS);
             return Ok(bytes);
         }
+        crate::metrics::count(crate::metrics::WAL_CACHE_MISSES);
         if let Some(read) = read_run(plan, cache)? {
             return Ok(read.into_iter().next().unwrap_or_default());
         }
@@ -177,9 +179,11 @@ fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogEr
     let total = plan.iter().map(|b| b.len).sum();
     let mut out = BytesMut::with_capacity(total);
     let mut i = 0;
+    let mut hits = 0;
     while let Some(batch) = plan.get(i) {
         if let Some(bytes) = cache.get(batch.segment, batch.position, batch.len) {
             out.extend_from_slice(&bytes);
+            hits += 1;
             i += 1;
             continue;
         }
@@ -205,6 +209,10 @@ fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogEr
                 report_damage(batch);
             }
         }
+    }
+    if plan.len() > 1 {
+        crate::metrics::count_by(crate::metrics::WAL_CACHE_HITS, hits);
+        crate::metrics::count_by(crate::metrics::WAL_CACHE_MISSES, plan.len() as u64 - hits);
     }
     Ok(out.freeze())
 }
