@@ -252,10 +252,12 @@ fn read_run(run: &[PlannedBatch], cache: &TailCache) -> Result<Option<Vec<Bytes>
     let end = last.position + last.len as u64;
     let to = end.div_ceil(block) * block;
     let mut buf = cache.read_buffer((to - from) as usize);
-    let Some(read) = first.file.read_direct(&mut buf, from) else {
-        return Ok(None);
+    let got = match first.file.read_direct(&mut buf, from) {
+        None => return Ok(None),
+        // Refused by the file system: read through the page cache instead.
+        Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
+        Some(read) => read.map_err(|source| io_error(first, source))?,
     };
-    let got = read.map_err(|source| io_error(first, source))?;
     if (got as u64) < end - from {
         let short = std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,

@@ -11,7 +11,11 @@
 //! - a damaged entry is reported (file, position, length) and skipped; the
 //!   entries after it are kept, and the partition's offsets continue after
 //!   the last intact batch;
-//! - a torn tail is cut off the file.
+//! - a torn tail is cut off the file; zero padding after the last entry
+//!   (direct-I/O writes) is cut off without a report.
+//!
+//! An unsealed segment is read entry by entry through one buffer; only a
+//! segment with damage or a torn tail is read whole to step over it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +25,7 @@ use strata_protocol::batch::BatchHeader;
 use tracing::{info, warn};
 
 use crate::entry;
-use strata_wal::{SegmentFile, SegmentId};
+use strata_wal::{EntryReader, NextEntry, SegmentFile, SegmentId};
 
 use crate::partition::{PartitionLog, PartitionState, StoredBatch};
 use crate::registry::Registry;
@@ -214,6 +218,11 @@ fn scan_unsealed(
     direct_io: bool,
     report: &mut RecoveryReport,
 ) -> Result<bool, LogError> {
+    if stream_unsealed(id, path, registry, direct_io, report)? {
+        return Ok(true);
+    }
+    // Damage, a torn tail or a bad header: read the segment whole and step
+    // over what is wrong. Entries the stream already replayed are skipped.
     let bytes = std::fs::read(path).map_err(io(path))?;
     let scan = strata_wal::scan_segment(&bytes);
     for damage in &scan.damaged {
@@ -260,6 +269,38 @@ fn scan_unsealed(
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.to_path_buf();
     move |source| LogError::Io { path, source }
+}
+
+/// Replays an unsealed segment entry by entry through one buffer (the
+/// common case: it ends cleanly, perhaps in padding, which is cut off).
+/// `false` at anything irregular.
+fn stream_unsealed(
+    id: SegmentId,
+    path: &Path,
+    registry: &Registry,
+    direct_io: bool,
+    report: &mut RecoveryReport,
+) -> Result<bool, LogError> {
+    let Some(mut reader) = EntryReader::open(path, direct_io)? else {
+        return Ok(false);
+    };
+    let file = Arc::new(SegmentFile::open(path, direct_io)?);
+    loop {
+        match reader.next_entry()? {
+            NextEntry::Entry(payload, payload_position) => {
+                if replay_entry(payload, payload_position, id, &file, registry) {
+                    report.entries_recovered += 1;
+                }
+            }
+            NextEntry::End(padding) => {
+                if let Some(end) = padding {
+                    strata_wal::truncate(path, end)?;
+                }
+                return Ok(true);
+            }
+            NextEntry::Irregular => return Ok(false),
+        }
+    }
 }
 
 /// Adds one entry's batch to its partition; false if it was skipped.

@@ -9,6 +9,7 @@
 //!   entries (checksum failures, skipped and reported), torn tails.
 //! - [`segment`]: segment files on disk — naming, the appending writer, reads.
 //! - [`direct`]: appends that bypass the page cache (`O_DIRECT`).
+//! - [`reader`]: a segment's intact entries in order, through one buffer.
 //!
 //! Invariants:
 //! - an entry is either read back exactly as written or reported as damaged;
@@ -18,6 +19,7 @@
 
 pub mod direct;
 pub mod format;
+pub mod reader;
 pub mod scan;
 pub mod segment;
 
@@ -25,6 +27,7 @@ pub use format::{
     begin_entry, checksum, encode_entry, finish_entry, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER,
     MAX_PAYLOAD,
 };
+pub use reader::{EntryReader, NextEntry};
 pub use scan::{scan_segment, Damage, ScanResult};
 pub use segment::{
     list_segments, read_at, segment_path, sync_dir, truncate, SegmentFile, SegmentId, SegmentWriter,
