@@ -52,7 +52,7 @@ impl StoreOptions {
             wal_segment_bytes: 64 * 1024 * 1024,
             append_queue: 1024,
             wal_direct_io: true,
-            wal_cache_bytes: 128 * 1024 * 1024,
+            wal_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

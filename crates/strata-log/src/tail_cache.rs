@@ -19,10 +19,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use strata_wal::direct::{window_len, BLOCK};
 use strata_wal::SegmentId;
 
-/// Bytes of one slab: room for the largest ordinary group commit (8 MiB)
-/// twice over, so slabs are all alike and reusable. A larger write (one
-/// produce request over 8 MiB) gets a slab of its own size.
-const SLAB_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of one write slab: room for the largest ordinary group commit
+/// (8 MiB) with its carry and padding, so slabs are all alike and
+/// reusable. A larger write (one produce request over 8 MiB) gets a slab
+/// of its own size.
+const SLAB_BYTES: usize = 8 * 1024 * 1024 + 4 * BLOCK;
+/// Bytes of one read slab: a run of nearby batches is at most 4 MiB.
+const READ_SLAB_BYTES: usize = 4 * 1024 * 1024 + 4 * BLOCK;
 
 /// One group commit's bytes, where the WAL holds them.
 struct Chunk {
@@ -59,7 +62,11 @@ impl TailCache {
         TailCache {
             limit,
             chunks: Mutex::new(Chunks::default()),
-            reads: Mutex::new(Staging::new(0)),
+            reads: Mutex::new(Staging {
+                slab_bytes: READ_SLAB_BYTES,
+                retired_limit: 2,
+                ..Staging::default()
+            }),
         }
     }
 
@@ -128,16 +135,19 @@ pub struct Staging {
     slab: BytesMut,
     /// Full slabs, oldest first, waiting for their views to go.
     retired: VecDeque<BytesMut>,
+    /// Full slabs kept at most (the others are freed when unused).
     retired_limit: usize,
+    slab_bytes: usize,
 }
 
 impl Staging {
-    /// Staging for a cache of `cache_limit` bytes.
+    /// Staging for writes whose views a cache of `cache_limit` bytes keeps.
     pub fn new(cache_limit: usize) -> Self {
         Staging {
             slab: BytesMut::new(),
             retired: VecDeque::new(),
-            retired_limit: cache_limit / SLAB_BYTES + 4,
+            retired_limit: cache_limit / SLAB_BYTES + 2,
+            slab_bytes: SLAB_BYTES,
         }
     }
 
@@ -198,7 +208,7 @@ impl Staging {
         while self.retired.len() > self.retired_limit {
             self.retired.pop_front();
         }
-        self.slab = BytesMut::with_capacity(SLAB_BYTES.max(need));
+        self.slab = BytesMut::with_capacity(self.slab_bytes.max(need));
     }
 }
 

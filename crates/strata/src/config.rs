@@ -99,7 +99,7 @@ impl Default for Config {
             auto_create_topics: true,
             wal_segment_bytes: 64 * 1024 * 1024,
             wal_direct_io: true,
-            wal_cache_bytes: 128 * 1024 * 1024,
+            wal_cache_bytes: 64 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
             log_format: "text".to_string(),
             log_level: "info".to_string(),
