@@ -1,5 +1,6 @@
-//! Any bytes as a WAL segment: scanning must return, never panic, and every
-//! entry it reports must lie inside the input.
+//! Any bytes as a WAL segment: scanning must return, never panic, every
+//! entry it reports must lie inside the input, and the bytes after the
+//! intact entries are accounted for as torn tail or padding.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -10,4 +11,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert!(entry.payload_position + u64::from(entry.payload_len) <= segment.len() as u64);
     }
     assert!(scan.valid_end <= segment.len() as u64);
+    // What follows the intact entries is either a torn tail or zero padding.
+    assert!(scan.torn_bytes == 0 || scan.padding_bytes == 0);
+    assert_eq!(
+        scan.valid_end + scan.torn_bytes + scan.padding_bytes,
+        segment.len() as u64
+    );
 });

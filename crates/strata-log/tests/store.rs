@@ -428,3 +428,13 @@ fn segments_are_kept_until_no_partition_holds_them() {
     // that restart began are left.
     assert_eq!(count("wal"), 2);
 }
+
+#[test]
+fn a_data_dir_with_partition_segment_files_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = dir.path().join("partitions").join("00-0");
+    std::fs::create_dir_all(&partition).unwrap();
+    std::fs::write(partition.join("00000000000000000000.log"), b"old layout").unwrap();
+    let err = LogStore::open(&StoreOptions::new(dir.path().to_path_buf())).unwrap_err();
+    assert!(err.to_string().contains("earlier data layout"), "{err}");
+}
