@@ -13,7 +13,8 @@
 //! - [`tail_cache`]: the most recent WAL bytes in memory, for reads.
 //! - [`producer`]: idempotent producer state (sequence checks, snapshots).
 //! - [`recovery`]: startup: loads sealed segments' indexes, scans the rest.
-//! - [`store`]: the data dir, the threads, and topic administration.
+//! - [`store`]: the data dir, the threads, and topic administration
+//!   (`data_dir`: startup housekeeping of the data dir).
 //! - [`metrics`]: the storage metrics' names and what records them.
 //! - [`verify`]: offline checks and repairs of data files (`strata wal`).
 //! - [`registry`], [`topic`], [`config`], [`entry`]: topics, their ids and
@@ -26,6 +27,7 @@
 
 pub mod append;
 pub mod config;
+mod data_dir;
 pub mod entry;
 pub mod metrics;
 pub mod partition;

@@ -11,8 +11,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-
-use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -22,6 +20,7 @@ use tracing::warn;
 
 use crate::append::{AppendRequest, Appended, Appender, PendingBatch};
 use crate::config::{validate_overrides, TopicConfig};
+use crate::data_dir::{refuse_partition_segments, remove_leftover_tmp, remove_orphan_partitions};
 use crate::partition::PartitionLog;
 use crate::recovery::{self, RecoveryReport};
 use crate::registry::{Registry, Topic};
@@ -29,6 +28,8 @@ use crate::seal::{SealTask, Sealer};
 use crate::tail_cache::TailCache;
 use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
 use crate::LogError;
+
+mod deletion;
 
 /// How the store is laid out and sized.
 #[derive(Debug, Clone)]
@@ -310,38 +311,6 @@ impl LogStore {
         topic.partition(0).ok_or(LogError::UnknownTopicOrPartition)
     }
 
-    /// Rewrites an internal topic's live state forward: appends `batches`
-    /// (the coordinator's whole live state, in one group commit) and moves
-    /// the log start to the first of them, so the superseded records before
-    /// stop holding WAL segments. The caller keeps other writes to the
-    /// partition out meanwhile. Returns the new log start.
-    pub async fn rewrite_forward(
-        &self,
-        partition: &Arc<PartitionLog>,
-        batches: Vec<Bytes>,
-    ) -> Result<i64, LogError> {
-        let high_watermark = partition.bounds().1;
-        if batches.is_empty() {
-            return self.delete_records(partition, high_watermark);
-        }
-        let pending = batches
-            .into_iter()
-            .map(|batch| PendingBatch {
-                partition: Arc::clone(partition),
-                batch,
-                log_append_time: false,
-            })
-            .collect();
-        let mut first = high_watermark;
-        for (i, result) in self.append(pending).await.into_iter().enumerate() {
-            let appended = result?;
-            if i == 0 {
-                first = appended.base_offset;
-            }
-        }
-        self.delete_records(partition, first)
-    }
-
     /// Deletes a topic and its data.
     pub fn delete_topic(&self, name: &str) -> Result<TopicId, LogError> {
         let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
@@ -423,39 +392,6 @@ impl LogStore {
         Ok(())
     }
 
-    /// Raises a partition's log start offset (`-1`: to the high watermark).
-    /// Returns the new low watermark.
-    pub fn delete_records(&self, partition: &PartitionLog, offset: i64) -> Result<i64, LogError> {
-        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
-        let previous;
-        let new_start;
-        {
-            let mut st = partition.state_mut();
-            let target = if offset == -1 {
-                st.high_watermark
-            } else {
-                offset
-            };
-            if target < 0 || target > st.high_watermark {
-                return Err(LogError::OffsetOutOfRange {
-                    offset,
-                    log_start: st.log_start,
-                    high_watermark: st.high_watermark,
-                });
-            }
-            previous = st.log_start;
-            new_start = target.max(st.log_start);
-            st.log_start = new_start;
-        }
-        if let Err(e) = self.save_meta() {
-            partition.state_mut().log_start = previous;
-            return Err(e);
-        }
-        partition.state_mut().drop_below_log_start();
-        self.request_removal();
-        Ok(new_start)
-    }
-
     /// A producer id never handed out before, even across restarts.
     pub fn allocate_producer_id(&self) -> Result<i64, LogError> {
         let mut block = self
@@ -483,17 +419,6 @@ impl LogStore {
             })
             .collect();
         self.meta.save(&MetaFile { topics })
-    }
-
-    /// Has the sealing thread remove the WAL segments no partition holds.
-    fn request_removal(&self) {
-        self.removal_wanted
-            .store(true, std::sync::atomic::Ordering::Release);
-        if let Some(tx) = &*self.removal.lock().unwrap_or_else(PoisonError::into_inner) {
-            // A full queue has tasks the sealer will get to; the flag
-            // makes it remove then.
-            let _ = tx.try_send(SealTask::Remove);
-        }
     }
 
     /// Stops the append and seal threads once queued appends are durable.
@@ -549,60 +474,4 @@ fn open_topic(
         TopicConfig::resolve(record.configs.clone()),
         partitions,
     ))
-}
-
-/// Removes partition dirs of topics that no longer exist (a delete that
-/// crashed before its files were gone).
-fn remove_orphan_partitions(dir: &Path, registry: &Registry) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let id = name.split('-').next().and_then(TopicId::from_hex);
-        let live = id.is_some_and(|id| registry.topic_by_id(id).is_some());
-        if !live {
-            warn!(dir = %entry.path().display(), "removing the files of a deleted topic");
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// Removes `.tmp` files left by an interrupted metadata write, snapshot or
-/// `strata wal repair`.
-fn remove_leftover_tmp(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.path().extension().is_some_and(|e| e == "tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Refuses a data dir holding per-partition segment files: they come from
-/// an earlier layout this build does not read, and starting would hide
-/// their records.
-fn refuse_partition_segments(dir: &Path) -> Result<(), LogError> {
-    let Ok(partitions) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for partition in partitions.flatten() {
-        let Ok(files) = std::fs::read_dir(partition.path()) else {
-            continue;
-        };
-        if let Some(file) = files
-            .flatten()
-            .find(|f| f.path().extension().is_some_and(|e| e == "log"))
-        {
-            return Err(LogError::Metadata {
-                path: file.path(),
-                reason: "per-partition segment files are from an earlier data layout; \
-                         this build keeps records in the WAL segments only"
-                    .to_string(),
-            });
-        }
-    }
-    Ok(())
 }

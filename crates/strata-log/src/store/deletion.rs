@@ -1,0 +1,90 @@
+//! Deleting records: DeleteRecords, the rewrite of internal topics, and
+//! asking the sealing thread to remove the WAL segments nobody holds.
+
+use std::sync::{Arc, PoisonError};
+
+use bytes::Bytes;
+
+use super::LogStore;
+use crate::append::PendingBatch;
+use crate::partition::PartitionLog;
+use crate::seal::SealTask;
+use crate::LogError;
+
+impl LogStore {
+    /// Rewrites an internal topic's live state forward: appends `batches`
+    /// (the coordinator's whole live state, in one group commit) and moves
+    /// the log start to the first of them, so the superseded records before
+    /// stop holding WAL segments. The caller keeps other writes to the
+    /// partition out meanwhile. Returns the new log start.
+    pub async fn rewrite_forward(
+        &self,
+        partition: &Arc<PartitionLog>,
+        batches: Vec<Bytes>,
+    ) -> Result<i64, LogError> {
+        let high_watermark = partition.bounds().1;
+        if batches.is_empty() {
+            return self.delete_records(partition, high_watermark);
+        }
+        let pending = batches
+            .into_iter()
+            .map(|batch| PendingBatch {
+                partition: Arc::clone(partition),
+                batch,
+                log_append_time: false,
+            })
+            .collect();
+        let mut first = high_watermark;
+        for (i, result) in self.append(pending).await.into_iter().enumerate() {
+            let appended = result?;
+            if i == 0 {
+                first = appended.base_offset;
+            }
+        }
+        self.delete_records(partition, first)
+    }
+
+    /// Raises a partition's log start offset (`-1`: to the high watermark).
+    /// Returns the new low watermark.
+    pub fn delete_records(&self, partition: &PartitionLog, offset: i64) -> Result<i64, LogError> {
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous;
+        let new_start;
+        {
+            let mut st = partition.state_mut();
+            let target = if offset == -1 {
+                st.high_watermark
+            } else {
+                offset
+            };
+            if target < 0 || target > st.high_watermark {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start: st.log_start,
+                    high_watermark: st.high_watermark,
+                });
+            }
+            previous = st.log_start;
+            new_start = target.max(st.log_start);
+            st.log_start = new_start;
+        }
+        if let Err(e) = self.save_meta() {
+            partition.state_mut().log_start = previous;
+            return Err(e);
+        }
+        partition.state_mut().drop_below_log_start();
+        self.request_removal();
+        Ok(new_start)
+    }
+
+    /// Has the sealing thread remove the WAL segments no partition holds.
+    pub(super) fn request_removal(&self) {
+        self.removal_wanted
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(tx) = &*self.removal.lock().unwrap_or_else(PoisonError::into_inner) {
+            // A full queue has tasks the sealer will get to; the flag
+            // makes it remove then.
+            let _ = tx.try_send(SealTask::Remove);
+        }
+    }
+}
