@@ -173,10 +173,7 @@ fn load_sealed(
             return Ok(false);
         }
     };
-    if let Some(bad) = batches
-        .iter()
-        .find(|b| b.position + u64::from(b.len) > file_len)
-    {
+    if let Some(bad) = batches.iter().find(|b| !b.lies_within(file_len)) {
         warn!(file = %index_path.display(), position = bad.position, segment_len = file_len, "segment index points past its segment; the segment is scanned instead");
         return Ok(false);
     }

@@ -49,6 +49,15 @@ pub struct IndexedBatch {
     pub len: u32,
 }
 
+impl IndexedBatch {
+    /// Whether the batch lies inside a segment of `segment_len` bytes.
+    pub fn lies_within(&self, segment_len: u64) -> bool {
+        self.position
+            .checked_add(u64::from(self.len))
+            .is_some_and(|end| end <= segment_len)
+    }
+}
+
 /// Why an index file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexDefect {

@@ -140,9 +140,7 @@ pub fn check_index(path: &Path) -> Result<FileCheck, LogError> {
     };
     let segment = path.with_extension("wal");
     let segment_len = std::fs::metadata(&segment).map_or(0, |m| m.len());
-    let inside = batches
-        .iter()
-        .all(|b| b.position + u64::from(b.len) <= segment_len);
+    let inside = batches.iter().all(|b| b.lies_within(segment_len));
     Ok(FileCheck {
         path: path.to_path_buf(),
         intact: if inside { batches.len() } else { 0 },

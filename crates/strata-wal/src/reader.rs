@@ -93,7 +93,10 @@ impl EntryReader {
             return Ok(self.end_or_irregular());
         }
         let len = header.length as usize;
-        if !self.fill(ENTRY_HEADER_LEN + len)? {
+        // A damaged length must not make the reader allocate for it.
+        if self.position + (ENTRY_HEADER_LEN + len) as u64 > self.file_len
+            || !self.fill(ENTRY_HEADER_LEN + len)?
+        {
             return Ok(NextEntry::Irregular);
         }
         let at = self.at();
