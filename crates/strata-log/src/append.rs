@@ -143,8 +143,8 @@ impl Appender {
                 Ok(fsync) => {
                     metrics::record_group_commit(placed.len(), buf.len(), fsync);
                     let window = self.staging.written();
-                    let bytes = window.slice(carry..carry + buf.len());
-                    self.cache.insert(self.wal.id(), start, bytes);
+                    let data = carry..carry + buf.len();
+                    self.cache.insert(self.wal.id(), start, &window, data);
                     self.publish(&placed, start, buf, &mut results);
                 }
                 Err(e) => {

@@ -13,6 +13,7 @@
 //! touches no fresh memory.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -32,6 +33,9 @@ struct Chunk {
     segment: SegmentId,
     start: u64,
     data: Bytes,
+    /// Memory the chunk holds: its whole write window (carry and padding
+    /// included), which for small writes is several times the data.
+    held: usize,
 }
 
 #[derive(Default)]
@@ -70,22 +74,24 @@ impl TailCache {
         }
     }
 
-    /// Keeps `data`, written at `start` in `segment`. Writes arrive in WAL
-    /// order.
-    pub fn insert(&self, segment: SegmentId, start: u64, data: Bytes) {
-        if self.limit == 0 || data.is_empty() {
+    /// Keeps the bytes at `data` of a written `window`, which start at
+    /// `start` in `segment`. Writes arrive in WAL order. The limit counts
+    /// the whole window, the memory actually held.
+    pub fn insert(&self, segment: SegmentId, start: u64, window: &Bytes, data: Range<usize>) {
+        if self.limit == 0 || data.is_empty() || data.end > window.len() {
             return;
         }
         let mut chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
-        chunks.bytes += data.len();
+        chunks.bytes += window.len();
         chunks.list.push_back(Chunk {
             segment,
             start,
-            data,
+            data: window.slice(data),
+            held: window.len(),
         });
         while chunks.bytes > self.limit {
             match chunks.list.pop_front() {
-                Some(old) => chunks.bytes -= old.data.len(),
+                Some(old) => chunks.bytes -= old.held,
                 None => break,
             }
         }
@@ -115,7 +121,7 @@ impl TailCache {
             .take(len)
     }
 
-    /// Bytes held.
+    /// Bytes of memory held.
     pub fn len(&self) -> usize {
         self.chunks
             .lock()
@@ -220,14 +226,18 @@ mod tests {
     #[test]
     fn serves_what_it_holds_and_forgets_the_oldest_past_its_limit() {
         let cache = TailCache::new(100);
-        cache.insert(1, 8, Bytes::from(vec![1; 40]));
-        cache.insert(1, 48, Bytes::from(vec![2; 40]));
+        let insert = |segment, start, window: Vec<u8>| {
+            let len = window.len();
+            cache.insert(segment, start, &Bytes::from(window), 0..len);
+        };
+        insert(1, 8, vec![1; 40]);
+        insert(1, 48, vec![2; 40]);
         assert_eq!(cache.get(1, 50, 10).unwrap().as_ref(), &[2; 10]);
         assert_eq!(cache.get(1, 8, 40).unwrap().as_ref(), &[1; 40]);
         assert!(cache.get(1, 40, 10).is_none(), "spans two commits");
         assert!(cache.get(1, 0, 4).is_none(), "before the first commit");
         assert!(cache.get(2, 8, 4).is_none(), "another segment");
-        cache.insert(2, 8, Bytes::from(vec![3; 40]));
+        insert(2, 8, vec![3; 40]);
         assert_eq!(cache.len(), 80, "the oldest commit went");
         assert!(cache.get(1, 8, 4).is_none());
         assert_eq!(cache.get(2, 10, 2).unwrap().as_ref(), &[3; 2]);
@@ -262,9 +272,25 @@ mod tests {
     }
 
     #[test]
+    fn small_writes_count_the_memory_of_their_windows() {
+        let cache = TailCache::new(3 * BLOCK);
+        let window = Bytes::from(vec![5; BLOCK]);
+        for i in 0..4u64 {
+            cache.insert(1, 8 + i * 100, &window, 10..110);
+        }
+        assert_eq!(
+            cache.len(),
+            3 * BLOCK,
+            "three windows, not 400 bytes of data"
+        );
+        assert!(cache.get(1, 8, 100).is_none(), "the first went");
+        assert_eq!(cache.get(1, 308, 100).unwrap().as_ref(), &[5; 100]);
+    }
+
+    #[test]
     fn turned_off_it_holds_nothing() {
         let cache = TailCache::new(0);
-        cache.insert(1, 8, Bytes::from(vec![1; 40]));
+        cache.insert(1, 8, &Bytes::from(vec![1; 40]), 0..40);
         assert!(cache.is_empty());
         assert!(cache.get(1, 8, 1).is_none());
     }
