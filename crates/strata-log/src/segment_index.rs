@@ -76,26 +76,7 @@ pub fn index_path(wal_dir: &Path, id: SegmentId) -> PathBuf {
 
 /// Every index file in the WAL dir, by segment id.
 pub fn list_indexes(wal_dir: &Path) -> Result<Vec<(SegmentId, PathBuf)>, LogError> {
-    let io = |source| LogError::Io {
-        path: wal_dir.to_path_buf(),
-        source,
-    };
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(wal_dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
-            continue;
-        }
-        if let Some(id) = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.parse().ok())
-        {
-            out.push((id, path));
-        }
-    }
-    out.sort_unstable_by_key(|(id, _)| *id);
-    Ok(out)
+    Ok(strata_wal::list_by_id(wal_dir, EXTENSION)?)
 }
 
 /// The bytes of an index listing `batches` (sorted here).

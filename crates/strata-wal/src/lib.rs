@@ -30,7 +30,8 @@ pub use format::{
 pub use reader::{EntryReader, NextEntry};
 pub use scan::{scan_segment, Damage, ScanResult};
 pub use segment::{
-    list_segments, read_at, segment_path, sync_dir, truncate, SegmentFile, SegmentId, SegmentWriter,
+    list_by_id, list_segments, read_at, segment_path, sync_dir, truncate, SegmentFile, SegmentId,
+    SegmentWriter,
 };
 
 /// Errors of the WAL.

@@ -21,6 +21,12 @@ pub fn segment_path(dir: &Path, id: SegmentId) -> PathBuf {
 
 /// Every segment in `dir`, oldest first.
 pub fn list_segments(dir: &Path) -> Result<Vec<(SegmentId, PathBuf)>, WalError> {
+    list_by_id(dir, EXTENSION)
+}
+
+/// Every file in `dir` named `<segment id>.<extension>` (a segment, or a
+/// file that sits beside one), oldest first.
+pub fn list_by_id(dir: &Path, extension: &str) -> Result<Vec<(SegmentId, PathBuf)>, WalError> {
     let io = |source| WalError::Io {
         path: dir.to_path_buf(),
         source,
@@ -28,7 +34,7 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(SegmentId, PathBuf)>, WalError> 
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
+        if path.extension().and_then(|e| e.to_str()) != Some(extension) {
             continue;
         }
         let id = path
