@@ -203,7 +203,7 @@ def strata_binary() -> Path:
     """The release binary must exist: tests/run-all.sh builds it first."""
     if not BINARY.is_file() or not os.access(BINARY, os.X_OK):
         pytest.fail(
-            f"{BINARY} is missing: run `cargo build --release` first"
+            f"{BINARY} is missing: run `cargo build --release --workspace` first"
             " (tests/run-all.sh does), or set STRATA_BIN",
             pytrace=False,
         )

@@ -18,7 +18,7 @@ from conftest import BINARY, REPO
 @pytest.mark.timeout(300)
 def test_benchmark_smoke_run(tmp_path):
     bench = BINARY.parent / "strata-bench"
-    assert bench.is_file(), f"{bench} missing: cargo build --release builds it"
+    assert bench.is_file(), f"{bench} missing: cargo build --release --workspace builds it"
     env = dict(os.environ, STRATA_SKIP_BUILD="1", BENCH_DIR=str(tmp_path),
                OUT=str(tmp_path / "benchmarks.md"),
                CARGO_TARGET_DIR=str(BINARY.parent.parent))

@@ -10,8 +10,8 @@ if [ "${STRATA_SKIP_INSTALL:-0}" != "1" ]; then
     integration/install.sh
 fi
 
-echo "== cargo build --release"
-cargo build --release -j2
+echo "== cargo build --release --workspace"
+cargo build --release --workspace -j2
 echo "== cargo test --workspace"
 cargo test --workspace -j2
 
