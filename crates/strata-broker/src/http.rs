@@ -1,9 +1,9 @@
 //! The HTTP listener: `GET /health` (the process is up), `GET /ready`
-//! (recovery finished and the Kafka listener is bound) and `GET /metrics`
+//! (recovery finished, the Kafka listener is bound and the WAL takes
+//! writes; otherwise 503 with the reason) and `GET /metrics`
 //! (Prometheus text format). A minimal HTTP/1.1 responder: one request per
 //! connection, headers capped in size.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +18,13 @@ const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Renders the Prometheus text exposition of every metric.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Whether the broker is ready to serve: `Err` with the reason when not.
+pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Serves the HTTP endpoints until `shutdown` turns true.
 pub async fn run(
     listener: TcpListener,
-    ready: Arc<AtomicBool>,
+    ready: Readiness,
     metrics: RenderMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -37,7 +40,7 @@ pub async fn run(
     }
 }
 
-async fn answer(mut stream: TcpStream, ready: Arc<AtomicBool>, metrics: RenderMetrics) {
+async fn answer(mut stream: TcpStream, ready: Readiness, metrics: RenderMetrics) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let read_head = async {
@@ -61,8 +64,14 @@ async fn answer(mut stream: TcpStream, ready: Arc<AtomicBool>, metrics: RenderMe
     let text = |s: &str| s.to_string();
     let (status, content_type, body) = match (method, path) {
         ("GET", "/health") => ("200 OK", PLAIN, text("ok\n")),
-        ("GET", "/ready") if ready.load(Ordering::Acquire) => ("200 OK", PLAIN, text("ready\n")),
-        ("GET", "/ready") => ("503 Service Unavailable", PLAIN, text("not ready\n")),
+        ("GET", "/ready") => match ready() {
+            Ok(()) => ("200 OK", PLAIN, text("ready\n")),
+            Err(reason) => (
+                "503 Service Unavailable",
+                PLAIN,
+                format!("not ready: {reason}\n"),
+            ),
+        },
         ("GET", "/metrics") => match tokio::task::spawn_blocking(move || metrics()).await {
             Ok(body) => ("200 OK", PROMETHEUS, body),
             Err(_) => (

@@ -5,17 +5,21 @@
 //! - [`connection`]: reading frames, answering in order, pipelining.
 //! - [`handlers`]: one module per Kafka API (decode → act → answer).
 //! - [`outgoing`]: encoded responses as pieces, written with one vectored write.
+//! - [`fetch_memory`]: the broker-wide budget for unsent fetch answers.
 //! - [`errors`]: the one place log errors become Kafka error codes.
 //! - [`http`]: `GET /health`, `GET /ready` and `GET /metrics`.
 //! - [`metrics`]: request, connection and traffic metrics, and the state
 //!   gauges read when `/metrics` is scraped.
 //!
 //! Invariants: nothing a client sends can panic a task or buffer more than
-//! the request size limit per connection; a bad frame closes only its own
-//! connection; responses on a connection go out in request order.
+//! the request size limit per connection; unsent fetch answers together hold
+//! at most the fetch memory budget (beyond it only by one batch larger than
+//! the whole budget); connections are capped; a bad frame closes only its
+//! own connection; responses on a connection go out in request order.
 
 pub mod connection;
 pub mod errors;
+pub mod fetch_memory;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
@@ -42,6 +46,10 @@ pub struct BrokerOptions {
     pub max_request_bytes: usize,
     /// Requests one connection may have in flight before reading pauses.
     pub max_in_flight: usize,
+    /// Record bytes all unsent fetch answers together may hold.
+    pub fetch_memory_bytes: usize,
+    /// Client connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
 }
 
 impl Default for BrokerOptions {
@@ -55,6 +63,8 @@ impl Default for BrokerOptions {
             auto_create_topics: true,
             max_request_bytes: 100 * 1024 * 1024,
             max_in_flight: 64,
+            fetch_memory_bytes: 256 * 1024 * 1024,
+            max_connections: 10_000,
         }
     }
 }
@@ -68,6 +78,8 @@ pub struct Broker {
     pub txns: Arc<TransactionCoordinator>,
     /// Per-topic metric labels, capped in number.
     pub topic_labels: metrics::TopicLabels,
+    /// Bytes held by fetch answers not yet sent.
+    pub fetch_memory: fetch_memory::FetchMemory,
 }
 
 impl Broker {
@@ -78,6 +90,7 @@ impl Broker {
         txns: Arc<TransactionCoordinator>,
     ) -> Arc<Self> {
         Arc::new(Broker {
+            fetch_memory: fetch_memory::FetchMemory::new(options.fetch_memory_bytes),
             options,
             store,
             groups,

@@ -6,6 +6,8 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::fetch_memory::MemoryHold;
+
 /// Response bytes in order.
 #[derive(Debug, Default)]
 pub struct Outgoing {
@@ -13,6 +15,8 @@ pub struct Outgoing {
     /// Index of the first piece not yet fully written.
     at: usize,
     remaining: usize,
+    /// The share of the fetch memory budget these bytes hold until sent.
+    held: Option<MemoryHold>,
 }
 
 impl Outgoing {
@@ -22,7 +26,15 @@ impl Outgoing {
             pieces,
             at: 0,
             remaining,
+            held: None,
         }
+    }
+
+    /// These bytes hold `held` until they are sent (dropped).
+    #[must_use]
+    pub fn holding(mut self, held: MemoryHold) -> Self {
+        self.held = Some(held);
+        self
     }
 
     /// The whole response as one buffer (for tests and comparisons).

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use strata_log::log_limit::LogLimit;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::{connection, metrics, Broker};
+
+static ACCEPT_FAILED: LogLimit = LogLimit::new(Duration::from_secs(10));
+static AT_CONNECTION_CAP: LogLimit = LogLimit::new(Duration::from_secs(10));
 
 /// How long open connections get to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,6 +25,14 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if connections.len() >= broker.options.max_connections {
+                        metrics::count_connection_rejected();
+                        if let Some(suppressed) = AT_CONNECTION_CAP.admit() {
+                            warn!(%peer, max_connections = broker.options.max_connections, suppressed, "connection closed on arrival: max_connections are open");
+                        }
+                        drop(stream);
+                        continue;
+                    }
                     debug!(%peer, "connection opened");
                     let _ = stream.set_nodelay(true);
                     let open = metrics::ConnectionGuard::open();
@@ -32,7 +44,9 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
-                    warn!(error = %e, "accept failed");
+                    if let Some(suppressed) = ACCEPT_FAILED.admit() {
+                        warn!(error = %e, suppressed, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

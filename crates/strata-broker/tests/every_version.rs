@@ -244,7 +244,7 @@ async fn fetch_answers_encode_at_every_version() {
         let request = FetchRequest::default()
             .with_max_bytes(1 << 20)
             .with_topics(vec![topic]);
-        let response = handlers::fetch::handle(&broker, version, request).await;
+        let (response, _held) = handlers::fetch::handle(&broker, version, request).await;
         assert!(
             encode_response(ApiKey::Fetch, version, 7, &ResponseKind::Fetch(response)).is_some(),
             "Fetch v{version} cannot be encoded"

@@ -7,7 +7,9 @@
 //! readers (the high watermark moves) and their producers get their answer.
 //! A failed write or sync is undone (the segment is cut back and the
 //! assigned offsets are released), so the WAL never holds a batch that was
-//! refused.
+//! refused. If the cut-back itself fails, every group is refused until a
+//! retried cut-back succeeds; the WAL is reported unwritable
+//! ([`WalHealth`]) from the first failure until a group is durable again.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,9 +21,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, warn};
 
 use crate::entry;
+use crate::log_limit::LogLimit;
 use crate::metrics;
 use crate::partition::{PartitionLog, StoredBatch};
 use crate::producer::Decision;
+use crate::wal_health::WalHealth;
 use crate::LogError;
 
 /// The leader epoch of every partition: one broker, never a new leader.
@@ -29,6 +33,12 @@ pub const LEADER_EPOCH: i32 = 0;
 
 /// Largest group written with one fsync.
 const GROUP_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// Log lines of a lasting WAL fault, each summarised this often.
+const FAULT_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+static WRITE_FAILED: LogLimit = LogLimit::new(FAULT_LOG_INTERVAL);
+static CUT_BACK_FAILED: LogLimit = LogLimit::new(FAULT_LOG_INTERVAL);
+static ROLL_FAILED: LogLimit = LogLimit::new(FAULT_LOG_INTERVAL);
 
 /// A validated batch waiting for its offsets.
 #[derive(Debug)]
@@ -68,6 +78,9 @@ struct Placed {
     /// Where the batch bytes start in the group buffer.
     at: usize,
     log_append_time_ms: i64,
+    /// For a transaction marker: whether it commits. The transaction ends
+    /// for readers only once the marker is durable.
+    marker: Option<bool>,
 }
 
 pub(crate) struct Appender {
@@ -78,7 +91,10 @@ pub(crate) struct Appender {
     pub roll_bytes: u64,
     pub sealer: std::sync::mpsc::SyncSender<crate::seal::SealTask>,
     pub appended: watch::Sender<u64>,
-    pub broken: bool,
+    /// After a failed write that could not be cut back: the length to cut
+    /// the segment back to before anything else is written.
+    pub cut_back_to: Option<u64>,
+    pub health: Arc<WalHealth>,
     pub direct_io: bool,
     pub cache: Arc<crate::tail_cache::TailCache>,
     pub staging: crate::tail_cache::Staging,
@@ -118,9 +134,13 @@ impl Appender {
         let now = now_ms();
         let mut placed = Vec::new();
         let mut replies = Vec::with_capacity(group.len());
+        let refused = !self.repaired();
+        if refused {
+            metrics::count(metrics::WAL_WRITE_FAILURES);
+        }
         for (request, req) in group.into_iter().enumerate() {
             for (slot, pending) in req.batches.into_iter().enumerate() {
-                if self.broken {
+                if refused {
                     continue;
                 }
                 match place(buf, pending, now) {
@@ -141,6 +161,7 @@ impl Appender {
             });
             match written {
                 Ok(fsync) => {
+                    self.health.recovered();
                     metrics::record_group_commit(placed.len(), buf.len(), fsync);
                     let window = self.staging.written();
                     let data = carry..carry + buf.len();
@@ -186,6 +207,10 @@ impl Appender {
                 len: u32::try_from(p.header.total_len).unwrap_or(u32::MAX),
             });
             st.high_watermark = p.header.last_offset() + 1;
+            if let Some(commit) = p.marker {
+                st.producers
+                    .end_transaction(p.header.producer_id, commit, p.header.base_offset);
+            }
             st.note_timestamp(&p.header);
             results[p.request][p.slot] = Ok(Appended {
                 base_offset: p.header.base_offset,
@@ -197,16 +222,41 @@ impl Appender {
     }
 
     fn undo(&mut self, placed: &[Placed], start: u64, cause: &strata_wal::WalError) {
-        error!(%cause, "WAL write failed; the group is refused");
+        if let Some(suppressed) = WRITE_FAILED.admit() {
+            error!(%cause, suppressed, "WAL write failed; the group is refused (repeats are summarised every 10 s)");
+        }
+        self.health.failed(format!("WAL write failed: {cause}"));
         for p in placed {
             let mut st = p.partition.state_mut();
             st.next_offset = st.high_watermark;
             let undone_from = st.high_watermark;
             st.producers.forget_from(undone_from);
         }
-        if let Err(e) = self.wal.truncate_to(start) {
-            error!(error = %e, "WAL cannot be cut back after a failed write; refusing writes until restart");
-            self.broken = true;
+        self.cut_back_to = Some(start);
+        self.repaired();
+    }
+
+    /// Whether the segment may take a group: nothing to cut back, or the
+    /// cut-back after an earlier failure succeeded now. Until it does,
+    /// every group is refused, so a batch the WAL may still hold the bytes
+    /// of (refused, never acknowledged) can never be followed by new ones.
+    fn repaired(&mut self) -> bool {
+        let Some(len) = self.cut_back_to else {
+            return true;
+        };
+        match self.wal.truncate_to(len) {
+            Ok(()) => {
+                self.cut_back_to = None;
+                true
+            }
+            Err(e) => {
+                if let Some(suppressed) = CUT_BACK_FAILED.admit() {
+                    error!(error = %e, suppressed, "WAL cannot be cut back after a failed write; refusing writes until it can (retried with each produce request)");
+                }
+                self.health
+                    .failed(format!("WAL cannot be cut back after a failed write: {e}"));
+                false
+            }
         }
     }
 
@@ -229,7 +279,11 @@ impl Appender {
                     warn!("sealer is gone; WAL segment {} stays unsealed", old.id());
                 }
             }
-            Err(e) => warn!(error = %e, "cannot roll the WAL; appending to the current segment"),
+            Err(e) => {
+                if let Some(suppressed) = ROLL_FAILED.admit() {
+                    warn!(error = %e, suppressed, "cannot roll the WAL; appending to the current segment");
+                }
+            }
         }
     }
 }
@@ -247,7 +301,7 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placement
     let partition = pending.partition;
     let mut header =
         BatchHeader::parse(&pending.batch).map_err(|e| LogError::Corrupt(e.to_string()))?;
-    let base = {
+    let (base, marker) = {
         let mut st = partition.state_mut();
         if st.deleted {
             return Err(LogError::UnknownTopicOrPartition);
@@ -276,8 +330,8 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placement
         }
         let base = st.next_offset;
         st.next_offset += header.offset_count();
-        st.producers.apply(&header, &pending.batch, base);
-        base
+        let marker = st.producers.apply_placed(&header, &pending.batch, base);
+        (base, marker)
     };
     let open = begin_entry(buf);
     entry::write_prefix(buf, partition.topic, partition.index);
@@ -310,6 +364,7 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placement
         header,
         at,
         log_append_time_ms,
+        marker,
     }))
 }
 

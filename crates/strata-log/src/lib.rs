@@ -16,6 +16,8 @@
 //! - [`store`]: the data dir, the threads, and topic administration
 //!   (`data_dir`: startup housekeeping of the data dir).
 //! - [`metrics`]: the storage metrics' names and what records them.
+//! - [`wal_health`]: whether the WAL takes writes (for `/ready`).
+//! - [`log_limit`]: summarised logging for faults that last.
 //! - [`verify`]: offline checks and repairs of data files (`strata wal`).
 //! - [`registry`], [`topic`], [`config`], [`entry`]: topics, their ids and
 //!   configs, and the WAL payload layout.
@@ -29,6 +31,7 @@ pub mod append;
 pub mod config;
 mod data_dir;
 pub mod entry;
+pub mod log_limit;
 pub mod metrics;
 pub mod partition;
 pub mod producer;
@@ -43,6 +46,7 @@ pub mod store;
 pub mod tail_cache;
 pub mod topic;
 pub mod verify;
+pub mod wal_health;
 
 pub use append::{Appended, PendingBatch};
 pub use config::TopicConfig;

@@ -25,6 +25,8 @@ pub const WAL_WRITE_FAILURES: &str = "wal_write_failures_total";
 /// WAL segments sealed (indexed), and attempts that failed.
 pub const WAL_SEGMENTS_SEALED: &str = "wal_segments_sealed_total";
 pub const WAL_SEAL_FAILURES: &str = "wal_seal_failures_total";
+/// 1 while the WAL takes writes, 0 after a failed write until one succeeds.
+pub const WAL_WRITABLE: &str = "wal_writable";
 /// Sealed WAL segments removed because no partition held a batch in them,
 /// and their bytes.
 pub const WAL_SEGMENTS_REMOVED: &str = "wal_segments_removed_total";
@@ -40,7 +42,7 @@ pub const WAL_RECOVERY_TORN_TAILS: &str = "wal_recovery_torn_tail_truncations_to
 pub const WAL_RECOVERY_TORN_BYTES: &str = "wal_recovery_torn_tail_bytes_total";
 /// Compaction (registered now; nothing compacts yet, so they stay at zero).
 pub const WAL_COMPACTION_RUNS: &str = "wal_compaction_runs_total";
-pub const WAL_COMPACTION_BYTES_RECLAIMED: &str = "wal_compaction_bytes_reclaimed";
+pub const WAL_COMPACTION_BYTES_RECLAIMED: &str = "wal_compaction_bytes_reclaimed_total";
 /// Batches reads took from the tail cache, and from disk.
 pub const WAL_CACHE_HITS: &str = "wal_cache_hits_total";
 pub const WAL_CACHE_MISSES: &str = "wal_cache_misses_total";
@@ -81,7 +83,7 @@ pub fn describe() {
         ),
         (
             WAL_WRITE_FAILURES,
-            "Group commits refused because the WAL write or fsync failed",
+            "Group commits refused because the WAL write or fsync failed, or because the WAL could not be cut back after such a failure",
         ),
         (
             WAL_SEGMENTS_SEALED,
@@ -151,6 +153,15 @@ pub fn describe() {
         "WAL segment files on disk (they hold all stored records)"
     );
     describe_gauge!(WAL_BYTES, Unit::Bytes, "Bytes of WAL segment files on disk");
+    describe_gauge!(
+        WAL_WRITABLE,
+        Unit::Count,
+        "1 while the WAL takes writes; 0 from a failed write until a group is durable again"
+    );
+}
+
+pub(crate) fn set_wal_writable(writable: bool) {
+    metrics::gauge!(WAL_WRITABLE).set(if writable { 1.0 } else { 0.0 });
 }
 
 /// Records what recovery found at startup.

@@ -189,6 +189,14 @@ impl ProducerStates {
     /// Records a transaction marker at `offset`: the transaction closes, an
     /// abort is remembered, and a newer epoch resets the producer's sequences.
     pub fn record_marker(&mut self, id: i64, epoch: i16, commit: bool, offset: i64) {
+        self.note_marker_epoch(id, epoch, offset);
+        self.end_transaction(id, commit, offset);
+    }
+
+    /// A marker's effect on the producer itself: a newer epoch resets its
+    /// sequences. Applied when the marker is placed, so later batches in the
+    /// same group are judged against it.
+    pub fn note_marker_epoch(&mut self, id: i64, epoch: i16, offset: i64) {
         let entry = self.producers.entry(id).or_insert_with(|| ProducerEntry {
             epoch,
             batches: VecDeque::new(),
@@ -199,16 +207,28 @@ impl ProducerStates {
             entry.batches.clear();
         }
         entry.last_offset = offset;
-        if let Some(first_offset) = self.open.remove(&id) {
-            if !commit {
-                self.aborted.push_back(AbortedTxn {
-                    producer_id: id,
-                    first_offset,
-                    last_offset: offset,
-                });
-                while self.aborted.len() > MAX_ABORTED {
-                    self.aborted.pop_front();
-                }
+    }
+
+    /// A marker's effect on readers: the producer's open transaction (begun
+    /// before `offset`) ends, and an abort is remembered. Applied only once
+    /// the marker is durable, so the last stable offset never passes a
+    /// transaction whose end could still be refused.
+    pub fn end_transaction(&mut self, id: i64, commit: bool, offset: i64) {
+        let Some(&first_offset) = self.open.get(&id) else {
+            return;
+        };
+        if first_offset >= offset {
+            return;
+        }
+        self.open.remove(&id);
+        if !commit {
+            self.aborted.push_back(AbortedTxn {
+                producer_id: id,
+                first_offset,
+                last_offset: offset,
+            });
+            while self.aborted.len() > MAX_ABORTED {
+                self.aborted.pop_front();
             }
         }
     }
@@ -227,13 +247,28 @@ impl ProducerStates {
         }
     }
 
-    /// Applies a batch written at `base_offset` (`batch`: its bytes, for a marker's type).
+    /// Applies a durable batch written at `base_offset` (`batch`: its bytes,
+    /// for a marker's type): recovery's replay.
     pub fn apply(&mut self, header: &BatchHeader, batch: &[u8], base_offset: i64) {
+        if let Some(commit) = self.apply_placed(header, batch, base_offset) {
+            self.end_transaction(header.producer_id, commit, base_offset);
+        }
+    }
+
+    /// Applies a batch that has its offsets but is not durable yet. For a
+    /// marker, returns whether it commits: the transaction's end is applied
+    /// by [`Self::end_transaction`] once the marker is durable.
+    pub fn apply_placed(
+        &mut self,
+        header: &BatchHeader,
+        batch: &[u8],
+        base_offset: i64,
+    ) -> Option<bool> {
         let (id, epoch) = (header.producer_id, header.producer_epoch);
         if header.is_control() {
             let commit = strata_protocol::builder::control_marker(batch).unwrap_or(false);
-            self.record_marker(id, epoch, commit, base_offset);
-            return;
+            self.note_marker_epoch(id, epoch, base_offset);
+            return Some(commit);
         }
         let last = base_offset + i64::from(header.last_offset_delta);
         self.record(
@@ -247,6 +282,7 @@ impl ProducerStates {
         if header.is_transactional() && id >= 0 {
             self.note_transactional(id, base_offset);
         }
+        None
     }
 
     /// The last stable offset: the first offset of the oldest open transaction, at most `high_watermark`.
@@ -316,6 +352,37 @@ mod tests {
         assert_eq!(s.check(5, 0, 2, 1), Decision::Fenced);
         assert_eq!(s.check_marker(5, 0), Decision::Fenced);
         assert_eq!(s.check(5, 1, 0, 1), Decision::Append);
+    }
+
+    #[test]
+    fn a_marker_ends_its_transaction_only_once_durable() {
+        let mut s = ProducerStates::default();
+        s.note_transactional(5, 0);
+        assert_eq!(s.last_stable_offset(1), 0);
+        // The abort marker at offset 1 has its offset but is not durable yet.
+        s.note_marker_epoch(5, 0, 1);
+        assert_eq!(
+            s.last_stable_offset(1),
+            0,
+            "LSO stays below the open transaction"
+        );
+        assert!(s.aborted_between(0, 1).is_empty());
+        // Its write failed: undone, the transaction is still open.
+        s.forget_from(1);
+        assert_eq!(s.last_stable_offset(1), 0);
+        // Written again and durable: the transaction ends.
+        s.note_marker_epoch(5, 0, 1);
+        s.end_transaction(5, false, 1);
+        assert_eq!(s.last_stable_offset(2), 2);
+        assert_eq!(s.aborted_between(0, 2).len(), 1);
+    }
+
+    #[test]
+    fn a_marker_does_not_end_a_transaction_begun_after_it() {
+        let mut s = ProducerStates::default();
+        s.note_transactional(5, 10);
+        s.end_transaction(5, true, 9);
+        assert_eq!(s.last_stable_offset(20), 10);
     }
 
     #[test]

@@ -52,6 +52,19 @@ impl PartitionLog {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult, LogError> {
+        self.read_limited(offset, max_bytes, isolation, FirstBatch::Always)
+    }
+
+    /// [`Self::read_isolated`], where `first` says whether a first batch
+    /// larger than `max_bytes` is still served (Kafka's KIP-74: only the
+    /// first partition of a fetch answer may exceed the limit).
+    pub fn read_limited(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+        first: FirstBatch,
+    ) -> Result<ReadResult, LogError> {
         let mut result = {
             let st = self.state();
             if offset < st.log_start || offset > st.high_watermark {
@@ -81,7 +94,7 @@ impl PartitionLog {
         };
         let mut from = offset;
         loop {
-            let plan = plan_read(&self.state(), from, limit, max_bytes);
+            let plan = plan_read(&self.state(), from, limit, max_bytes, first);
             let Some(last) = plan.last().map(|b| b.last_offset) else {
                 return Ok(result);
             };
@@ -132,15 +145,59 @@ impl PartitionLog {
     }
 }
 
-/// The batches from `from` below `limit`, at most `max_bytes` of them but
-/// at least one.
-fn plan_read(st: &PartitionState, from: i64, limit: i64, max_bytes: usize) -> Vec<PlannedBatch> {
+/// Whether a read serves its first batch when that batch alone is larger
+/// than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstBatch {
+    /// Always, so a consumer progresses whatever its limits.
+    Always,
+    /// Only when it fits.
+    IfItFits,
+}
+
+impl PartitionLog {
+    /// The offset and timestamp of the first record with the partition's
+    /// largest timestamp (ListOffsets' max-timestamp query): the record
+    /// itself, not the last offset of its batch.
+    pub fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let (file, position, timestamp, log_start) = {
+            let st = self.state();
+            if st.max_timestamp < 0 || st.max_timestamp_offset < st.log_start {
+                return Ok(None);
+            }
+            let at = st
+                .batches()
+                .partition_point(|b| b.last_offset < st.max_timestamp_offset);
+            let Some(batch) = st.batches().get(at) else {
+                return Ok(None);
+            };
+            (
+                Arc::clone(&batch.file),
+                batch.position,
+                st.max_timestamp,
+                st.log_start,
+            )
+        };
+        find_in_batch(file.buffered(), position, timestamp, log_start)
+    }
+}
+
+/// The batches from `from` below `limit`, at most `max_bytes` of them (but
+/// at least one under [`FirstBatch::Always`]).
+fn plan_read(
+    st: &PartitionState,
+    from: i64,
+    limit: i64,
+    max_bytes: usize,
+    first: FirstBatch,
+) -> Vec<PlannedBatch> {
     let start = st.batches().partition_point(|b| b.last_offset < from);
     let mut planned = 0usize;
     let mut out = Vec::new();
     for b in st.batches().range(start..) {
         let len = b.len as usize;
-        if b.base_offset >= limit || (!out.is_empty() && planned + len > max_bytes) {
+        let may_exceed = out.is_empty() && first == FirstBatch::Always;
+        if b.base_offset >= limit || (!may_exceed && planned + len > max_bytes) {
             break;
         }
         planned += len;

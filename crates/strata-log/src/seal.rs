@@ -24,9 +24,13 @@ use std::sync::Arc;
 use strata_wal::SegmentId;
 use tracing::{debug, error, info, warn};
 
+use crate::log_limit::LogLimit;
 use crate::registry::Registry;
 use crate::segment_index::{self, IndexedBatch};
 use crate::LogError;
+
+static SEAL_FAILED: LogLimit = LogLimit::new(std::time::Duration::from_secs(10));
+static REMOVE_FAILED: LogLimit = LogLimit::new(std::time::Duration::from_secs(10));
 
 /// Work for the sealing thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +69,9 @@ impl Sealer {
                 }
                 Err(e) => {
                     crate::metrics::count(crate::metrics::WAL_SEAL_FAILURES);
-                    error!(segment = id, error = %e, "sealing failed; the segment stays unsealed and is retried on the next roll");
+                    if let Some(suppressed) = SEAL_FAILED.admit() {
+                        error!(segment = id, error = %e, suppressed, "sealing failed; the segment stays unsealed and is retried on the next roll");
+                    }
                     true
                 }
             });
@@ -144,7 +150,9 @@ impl Sealer {
                     removed.insert(id, bytes);
                 }
                 Err(e) => {
-                    warn!(segment = id, error = %e, "cannot remove a WAL segment no partition holds")
+                    if let Some(suppressed) = REMOVE_FAILED.admit() {
+                        warn!(segment = id, error = %e, suppressed, "cannot remove a WAL segment no partition holds");
+                    }
                 }
             }
         }

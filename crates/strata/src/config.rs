@@ -48,6 +48,14 @@ pub struct ServeArgs {
     /// Largest request accepted (Kafka's socket.request.max.bytes).
     #[arg(long, env = "STRATA_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
+    /// Record bytes all unsent fetch answers together may hold; fetches
+    /// are answered smaller, then wait, when it is spent.
+    #[arg(long, env = "STRATA_FETCH_MEMORY_BYTES")]
+    pub fetch_memory_bytes: Option<usize>,
+    /// Client connections open at once; more are closed as they arrive
+    /// (Kafka's max.connections).
+    #[arg(long, env = "STRATA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Log format: "text" or "json".
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -82,6 +90,8 @@ pub struct Config {
     pub wal_direct_io: bool,
     pub wal_cache_bytes: usize,
     pub max_request_bytes: usize,
+    pub fetch_memory_bytes: usize,
+    pub max_connections: usize,
     pub log_format: String,
     pub log_level: String,
     pub group_initial_rebalance_delay_ms: u64,
@@ -101,6 +111,8 @@ impl Default for Config {
             wal_direct_io: true,
             wal_cache_bytes: 64 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
+            fetch_memory_bytes: 256 * 1024 * 1024,
+            max_connections: 10_000,
             log_format: "text".to_string(),
             log_level: "info".to_string(),
             group_initial_rebalance_delay_ms: 0,
@@ -160,6 +172,8 @@ impl Config {
         take!(wal_direct_io);
         take!(wal_cache_bytes);
         take!(max_request_bytes);
+        take!(fetch_memory_bytes);
+        take!(max_connections);
         take!(log_format);
         take!(log_level);
         take!(group_initial_rebalance_delay_ms);
@@ -203,6 +217,15 @@ impl Config {
                 "max_request_bytes: must be at least 1024, got {}",
                 self.max_request_bytes
             );
+        }
+        if self.fetch_memory_bytes < 1024 * 1024 {
+            bail!(
+                "fetch_memory_bytes: must be at least 1048576, got {}",
+                self.fetch_memory_bytes
+            );
+        }
+        if self.max_connections == 0 {
+            bail!("max_connections: must be at least 1");
         }
         if self.offsets_retention_minutes == 0 {
             bail!("offsets_retention_minutes: must be at least 1");

@@ -131,6 +131,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         default_partitions: config.default_partitions,
         auto_create_topics: config.auto_create_topics,
         max_request_bytes: config.max_request_bytes,
+        fetch_memory_bytes: config.fetch_memory_bytes,
+        max_connections: config.max_connections,
         ..BrokerOptions::default()
     };
     let groups_store = Arc::clone(&store);
@@ -165,9 +167,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
         metrics.clone(),
         shutdown_rx.clone(),
     ));
+    let readiness = {
+        let (ready, store) = (Arc::clone(&ready), Arc::clone(&store));
+        Arc::new(move || {
+            if !ready.load(Ordering::Acquire) {
+                return Err("starting".to_string());
+            }
+            store.wal_health().problem().map_or(Ok(()), Err)
+        })
+    };
     let http = tokio::spawn(strata_broker::http::run(
         http_listener,
-        Arc::clone(&ready),
+        readiness,
         metrics_endpoint::renderer(metrics, Arc::clone(&broker)),
         shutdown_rx.clone(),
     ));

@@ -1,6 +1,8 @@
 //! Fetch: read each partition from its offset, and when there is less than
 //! `min_bytes`, wait — woken by new durable data, not by polling — until
-//! there is enough or `max_wait_ms` has passed.
+//! there is enough or `max_wait_ms` has passed. An answer's record bytes
+//! hold part of the broker-wide [`crate::fetch_memory::FetchMemory`] budget until they are sent:
+//! a read takes at most what is free, and waits while nothing is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +15,11 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use strata_log::partition::Isolation;
+use strata_log::read::FirstBatch;
 use strata_log::{LogError, Topic, TopicId};
 use tokio::time::Instant;
 
+use crate::fetch_memory::MemoryHold;
 use crate::{errors, Broker};
 
 /// Upper bound on a long poll, whatever the client asks.
@@ -23,7 +27,12 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 /// Upper bound on one response's record bytes (Kafka's broker `fetch.max.bytes`).
 const MAX_BYTES_CAP: usize = 55 * 1024 * 1024;
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
+/// Answers a fetch, with the share of the fetch memory budget its records hold.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: FetchRequest,
+) -> (FetchResponse, MemoryHold) {
     let wait =
         Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
@@ -31,23 +40,53 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     let mut appended = broker.store.subscribe();
     loop {
         appended.borrow_and_update();
-        let (response, bytes, errored) = read_all(broker, version, &request);
+        let room = broker.fetch_memory.wait_for_room().await;
+        let (response, bytes, errored) = read_all(broker, version, &request, room);
         if bytes >= min_bytes.max(1) || errored || Instant::now() >= deadline {
-            return response;
+            return hold(broker, version, &request, response, bytes).await;
         }
         tokio::select! {
-            changed = appended.changed() => if changed.is_err() { return response },
+            changed = appended.changed() => if changed.is_err() {
+                return hold(broker, version, &request, response, bytes).await;
+            },
             () = tokio::time::sleep_until(deadline) => {}
         }
     }
 }
 
-/// One pass over every requested partition: the response, the record bytes
+/// Holds the budget for an answer's `bytes`. If another fetch took the
+/// room first (or the first batch alone was larger than the room), the
+/// answer is dropped, the room is waited for holding nothing, and the
+/// partitions are read again within it.
+async fn hold(
+    broker: &Broker,
+    version: i16,
+    request: &FetchRequest,
+    response: FetchResponse,
+    bytes: usize,
+) -> (FetchResponse, MemoryHold) {
+    if let Some(held) = broker.fetch_memory.try_hold(bytes) {
+        return (response, held);
+    }
+    drop(response);
+    let (held, room) = broker.fetch_memory.hold(bytes).await;
+    let (response, _, _) = read_all(broker, version, request, room);
+    (response, held)
+}
+
+/// One pass over every requested partition, reading at most `room` record
+/// bytes (beyond the request's own limits): the response, the record bytes
 /// in it, and whether any partition had an error (which answers at once).
-fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn read_all(
+    broker: &Broker,
+    version: i16,
+    request: &FetchRequest,
+    room: usize,
+) -> (FetchResponse, usize, bool) {
     let mut budget = usize::try_from(request.max_bytes)
         .unwrap_or(0)
-        .min(MAX_BYTES_CAP);
+        .min(MAX_BYTES_CAP)
+        .min(room);
     let mut total = 0;
     let mut errored = false;
     let mut responses = Vec::with_capacity(request.topics.len());
@@ -80,15 +119,15 @@ fn read_all(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchResp
                 let limit = usize::try_from(p.partition_max_bytes)
                     .unwrap_or(0)
                     .min(budget);
-                if limit == 0 && total > 0 {
-                    let (log_start, high_watermark, stable) = partition.stable_bounds();
-                    return data
-                        .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(stable)
-                        .with_log_start_offset(log_start)
-                        .with_records(Some(Bytes::new()));
-                }
-                match partition.read_isolated(p.fetch_offset, limit.max(1), isolation) {
+                // KIP-74: until a partition has answered with data, the first
+                // batch is served even if it exceeds the limits; after that,
+                // only batches that fit.
+                let first = if total == 0 {
+                    FirstBatch::Always
+                } else {
+                    FirstBatch::IfItFits
+                };
+                match partition.read_limited(p.fetch_offset, limit, isolation, first) {
                     Ok(read) => {
                         total += read.records.len();
                         budget = budget.saturating_sub(read.records.len());

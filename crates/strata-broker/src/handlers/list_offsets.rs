@@ -71,13 +71,7 @@ fn lookup(
         LATEST => Ok(Some((high_watermark, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((log_start, -1))),
         LATEST_TIERED => Ok(Some((-1, -1))),
-        MAX_TIMESTAMP => {
-            let st = partition.state();
-            Ok(
-                (st.max_timestamp >= 0 && st.max_timestamp_offset >= log_start)
-                    .then_some((st.max_timestamp_offset, st.max_timestamp)),
-            )
-        }
+        MAX_TIMESTAMP => partition.offset_of_max_timestamp(),
         t => partition.offset_for_timestamp(t),
     };
     match found {

@@ -62,15 +62,39 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
     let version = request.header.request_api_version;
     let api_key = request.api_key;
     let correlation_id = request.header.correlation_id;
-    let body = route(broker, version, request.body).await?;
+    let body = match request.body {
+        RequestKind::Fetch(r) => {
+            return Some(fetch_answer(broker, version, correlation_id, started, r))
+        }
+        body => route(broker, version, body).await?,
+    };
     Some(Box::pin(async move {
         let body = body.await;
         metrics::record_request(api_key, version, started.elapsed(), body.as_ref());
-        match body? {
-            ResponseKind::Fetch(fetch) => fetch_encoding::encode(version, correlation_id, fetch),
-            body => encode_response(api_key, version, correlation_id, &body).map(Outgoing::from),
-        }
+        encode_response(api_key, version, correlation_id, &body?).map(Outgoing::from)
     }))
+}
+
+/// A fetch's answer: its record bytes are sent from the buffers they were
+/// read into, and hold their share of the fetch memory budget until sent.
+fn fetch_answer(
+    broker: &Arc<Broker>,
+    version: i16,
+    correlation_id: i32,
+    started: Instant,
+    request: kafka_protocol::messages::FetchRequest,
+) -> PendingResponse {
+    let broker = Arc::clone(broker);
+    Box::pin(async move {
+        let (body, held) = fetch::handle(&broker, version, request).await;
+        fetch::record_traffic(&broker, &body);
+        let body = ResponseKind::Fetch(body);
+        metrics::record_request(ApiKey::Fetch, version, started.elapsed(), Some(&body));
+        let ResponseKind::Fetch(body) = body else {
+            return None;
+        };
+        fetch_encoding::encode(version, correlation_id, body).map(|out| out.holding(held))
+    })
 }
 
 fn refusal_reason(error: &ProtocolError) -> &'static str {
@@ -87,14 +111,6 @@ fn refusal_reason(error: &ProtocolError) -> &'static str {
 async fn route(broker: &Arc<Broker>, version: i16, body: RequestKind) -> Option<PendingBody> {
     let pending = match body {
         RequestKind::Produce(r) => produce::start(broker, r).await,
-        RequestKind::Fetch(r) => {
-            let broker = Arc::clone(broker);
-            Box::pin(async move {
-                let body = fetch::handle(&broker, version, r).await;
-                fetch::record_traffic(&broker, &body);
-                Some(ResponseKind::Fetch(body))
-            })
-        }
         RequestKind::JoinGroup(r) => {
             let broker = Arc::clone(broker);
             Box::pin(async move {

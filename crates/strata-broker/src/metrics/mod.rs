@@ -29,6 +29,10 @@ pub const CONNECTIONS_ACCEPTED: &str = "kafka_connections_accepted_total";
 pub const TOPIC_BYTES_IN: &str = "kafka_topic_bytes_in_total";
 pub const TOPIC_MESSAGES_IN: &str = "kafka_topic_messages_in_total";
 pub const TOPIC_BYTES_OUT: &str = "kafka_topic_bytes_out_total";
+pub const CONNECTIONS_REJECTED: &str = "kafka_connections_rejected_total";
+pub const FETCH_MEMORY_HELD: &str = "fetch_memory_held_bytes";
+pub const FETCH_MEMORY_LIMIT: &str = "fetch_memory_limit_bytes";
+pub const FETCH_MEMORY_WAITS: &str = "fetch_memory_waits_total";
 
 /// Distinct topics that get their own label; more are counted together.
 pub const MAX_TOPIC_LABELS: usize = 1000;
@@ -82,8 +86,38 @@ pub fn describe() {
         Unit::Bytes,
         "Record batch bytes sent in fetch responses, by topic"
     );
+    describe_counter!(
+        CONNECTIONS_REJECTED,
+        Unit::Count,
+        "Kafka client connections closed on arrival because max_connections were open"
+    );
+    describe_gauge!(
+        FETCH_MEMORY_HELD,
+        Unit::Bytes,
+        "Record bytes held by fetch answers not yet sent (read when scraped)"
+    );
+    describe_gauge!(
+        FETCH_MEMORY_LIMIT,
+        Unit::Bytes,
+        "The fetch memory budget (fetch_memory_bytes)"
+    );
+    describe_counter!(
+        FETCH_MEMORY_WAITS,
+        Unit::Count,
+        "Times a fetch waited because the fetch memory budget was spent"
+    );
     counter!(CONNECTIONS_ACCEPTED).absolute(0);
+    counter!(CONNECTIONS_REJECTED).absolute(0);
+    counter!(FETCH_MEMORY_WAITS).absolute(0);
     gauge!(CONNECTIONS_OPEN).set(0.0);
+}
+
+pub fn count_fetch_memory_wait() {
+    counter!(FETCH_MEMORY_WAITS).increment(1);
+}
+
+pub fn count_connection_rejected() {
+    counter!(CONNECTIONS_REJECTED).increment(1);
 }
 
 /// Records one handled request: its count, duration and error codes.

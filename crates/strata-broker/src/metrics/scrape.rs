@@ -1,6 +1,6 @@
 //! Gauges read from the broker's state when `/metrics` is scraped: per
 //! partition offsets and size, per consumer group committed offsets and
-//! lag, and the WAL's files on disk.
+//! lag, the WAL's files on disk, and the fetch memory held.
 //!
 //! These are read fresh on each scrape rather than kept in the metrics
 //! registry, so a deleted topic or group disappears from the output at
@@ -28,6 +28,8 @@ pub fn render(broker: &Broker) -> String {
     let (segments, bytes) = wal_disk_usage(broker.store.data_dir());
     gauge!(WAL_SEGMENTS).set(segments as f64);
     gauge!(WAL_BYTES).set(bytes as f64);
+    gauge!(super::FETCH_MEMORY_HELD).set(broker.fetch_memory.held() as f64);
+    gauge!(super::FETCH_MEMORY_LIMIT).set(broker.fetch_memory.total() as f64);
 
     let mut text = Exposition::default();
     let mut omitted = 0;

@@ -27,6 +27,7 @@ use crate::registry::{Registry, Topic};
 use crate::seal::{SealTask, Sealer};
 use crate::tail_cache::TailCache;
 use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
+use crate::wal_health::WalHealth;
 use crate::LogError;
 
 mod deletion;
@@ -92,6 +93,7 @@ pub struct LogStore {
     append_tx: Mutex<Option<mpsc::Sender<AppendRequest>>>,
     producer_ids: Mutex<crate::producer_ids::ProducerIdBlock>,
     appended: watch::Receiver<u64>,
+    health: Arc<WalHealth>,
     cache: Arc<TailCache>,
     /// Asks the sealing thread to remove segments nobody holds.
     removal: Mutex<Option<std::sync::mpsc::SyncSender<SealTask>>>,
@@ -146,6 +148,7 @@ impl LogStore {
         let removal_tx = seal_tx.clone();
         let removal_wanted = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (appended_tx, appended_rx) = watch::channel(0u64);
+        let health = Arc::new(WalHealth::default());
         let appender = Appender {
             rx: append_rx,
             wal: writer,
@@ -154,7 +157,8 @@ impl LogStore {
             roll_bytes: options.wal_segment_bytes,
             sealer: seal_tx,
             appended: appended_tx,
-            broken: false,
+            cut_back_to: None,
+            health: Arc::clone(&health),
             direct_io: options.wal_direct_io,
             cache: Arc::clone(&cache),
             staging: crate::tail_cache::Staging::new(options.wal_cache_bytes),
@@ -189,6 +193,7 @@ impl LogStore {
             admin: Mutex::new(()),
             append_tx: Mutex::new(Some(append_tx)),
             appended: appended_rx,
+            health,
             cache,
             removal: Mutex::new(Some(removal_tx)),
             removal_wanted,
@@ -208,6 +213,11 @@ impl LogStore {
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.registry.topic(name)
+    }
+
+    /// Whether the WAL takes writes, and why not.
+    pub fn wal_health(&self) -> &WalHealth {
+        &self.health
     }
 
     /// A receiver that changes whenever new batches become readable.
