@@ -5,6 +5,7 @@ broker kill -9."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -189,3 +190,77 @@ def test_committed_offsets_survive_broker_kill9(broker):
     consumer.close()
     assert len(resumed) == 90 - (10 + 11 + 12)
     assert min(r.offset for r in resumed if r.partition == 2) == 12
+
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def subscribed(bootstrap, group, topic, **conf):
+    from confluent_kafka import Consumer
+
+    c = Consumer(helpers.consumer_config(bootstrap, **{
+        "group.id": group, "partition.assignment.strategy": "range",
+        "session.timeout.ms": 6000, "heartbeat.interval.ms": 300, **conf}))
+    c.subscribe([topic])
+    return c
+
+
+def poll_until(consumers, condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        for c in consumers:
+            c.poll(0.05)
+
+
+def describe(bootstrap, group):
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
+    return admin.describe_consumer_groups([group], request_timeout=10)[group].result(10)
+
+
+@pytest.mark.timeout(60)
+def test_member_ids_start_with_client_id_and_describe_shows_client_and_host(broker):
+    topic, group = "ids", "g-ids"
+    helpers.create_topic(broker.bootstrap, topic, 2)
+    consumers = {}
+    try:
+        # zeta joins first: the range assignor orders members by id, so the
+        # split must follow the client ids, not the join order.
+        for client_id in ("zeta-consumer", "alpha-consumer"):
+            c = subscribed(broker.bootstrap, group, topic, **{"client.id": client_id})
+            consumers[client_id] = c
+            poll_until(list(consumers.values()), lambda c=c: c.assignment(), 20,
+                       f"{client_id} to be assigned")
+        both = list(consumers.values())
+        poll_until(both, lambda: all(len(c.assignment()) == 1 for c in both), 20, "a 1 + 1 split")
+        assert [tp.partition for tp in consumers["alpha-consumer"].assignment()] == [0]
+        assert [tp.partition for tp in consumers["zeta-consumer"].assignment()] == [1]
+
+        described = describe(broker.bootstrap, group)
+        members = sorted(described.members, key=lambda m: m.client_id)
+        assert [m.client_id for m in members] == ["alpha-consumer", "zeta-consumer"]
+        for m in members:
+            assert re.fullmatch(re.escape(m.client_id) + "-" + UUID, m.member_id), m.member_id
+            assert m.host == "/127.0.0.1", m.host
+            assert m.group_instance_id is None
+    finally:
+        for c in consumers.values():
+            c.close()
+
+
+@pytest.mark.timeout(60)
+def test_static_member_id_starts_with_group_instance_id(broker):
+    topic, group = "static-ids", "g-static-ids"
+    helpers.create_topic(broker.bootstrap, topic, 1)
+    c = subscribed(broker.bootstrap, group, topic,
+                   **{"client.id": "some-client", "group.instance.id": "instance-7"})
+    try:
+        poll_until([c], lambda: c.assignment(), 20, "the static member to be assigned")
+        (member,) = describe(broker.bootstrap, group).members
+        assert re.fullmatch("instance-7-" + UUID, member.member_id), member.member_id
+        assert member.group_instance_id == "instance-7"
+        assert (member.client_id, member.host) == ("some-client", "/127.0.0.1")
+    finally:
+        c.close()

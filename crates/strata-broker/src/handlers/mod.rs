@@ -37,8 +37,16 @@ fn now(body: ResponseKind) -> PendingBody {
     Box::pin(std::future::ready(Some(body)))
 }
 
-/// Starts handling one frame. `None` closes the connection.
-pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse> {
+/// Who sent a request: the client id of its header and the host of its
+/// connection (`/IP`), which JoinGroup records for DescribeGroups.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub id: String,
+    pub host: String,
+}
+
+/// Starts handling one frame from a client at `host`. `None` closes the connection.
+pub async fn start(broker: &Arc<Broker>, frame: Bytes, host: &str) -> Option<PendingResponse> {
     let started = Instant::now();
     let Ok(prefix) = HeaderPrefix::peek(&frame) else {
         metrics::record_refused("malformed_header");
@@ -62,7 +70,16 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
     let version = request.header.request_api_version;
     let api_key = request.api_key;
     let correlation_id = request.header.correlation_id;
-    let body = route(broker, version, request.body).await?;
+    let client = Client {
+        id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        host: host.to_string(),
+    };
+    let body = route(broker, version, client, request.body).await?;
     Some(Box::pin(async move {
         let body = body.await;
         metrics::record_request(api_key, version, started.elapsed(), body.as_ref());
@@ -84,7 +101,12 @@ fn refusal_reason(error: &ProtocolError) -> &'static str {
 }
 
 /// Hands a decoded request to its API's handler. `None` closes the connection.
-async fn route(broker: &Arc<Broker>, version: i16, body: RequestKind) -> Option<PendingBody> {
+async fn route(
+    broker: &Arc<Broker>,
+    version: i16,
+    client: Client,
+    body: RequestKind,
+) -> Option<PendingBody> {
     let pending = match body {
         RequestKind::Produce(r) => produce::start(broker, r).await,
         RequestKind::Fetch(r) => {
@@ -99,7 +121,7 @@ async fn route(broker: &Arc<Broker>, version: i16, body: RequestKind) -> Option<
             let broker = Arc::clone(broker);
             Box::pin(async move {
                 Some(ResponseKind::JoinGroup(
-                    groups::join_group(&broker, version, r).await,
+                    groups::join_group(&broker, version, client, r).await,
                 ))
             })
         }
