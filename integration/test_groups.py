@@ -264,3 +264,24 @@ def test_static_member_id_starts_with_group_instance_id(broker):
         assert (member.client_id, member.host) == ("some-client", "/127.0.0.1")
     finally:
         c.close()
+
+
+@pytest.mark.timeout(60)
+def test_min_session_timeout_is_configurable(broker_factory):
+    broker = broker_factory(extra_args=("--group-min-session-timeout-ms", "1000"))
+    topic, group = "short-session", "g-short-session"
+    helpers.create_topic(broker.bootstrap, topic, 1)
+    values = produce(broker.bootstrap, topic, 3, "short")
+    c = subscribed(broker.bootstrap, group, topic, **{"session.timeout.ms": 1000})
+    got = set()
+    try:
+        deadline = time.monotonic() + 20
+        while got != values:
+            assert time.monotonic() < deadline, f"consumed {sorted(got)} of {sorted(values)}"
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            assert m.error() is None, f"consumer error: {m.error()}"
+            got.add(m.value().decode())
+    finally:
+        c.close()

@@ -59,6 +59,14 @@ pub struct ServeArgs {
     /// (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Shortest session timeout a member may ask for (Kafka's
+    /// group.min.session.timeout.ms).
+    #[arg(long, env = "STRATA_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    pub group_min_session_timeout_ms: Option<u64>,
+    /// Longest session timeout a member may ask for (Kafka's
+    /// group.max.session.timeout.ms).
+    #[arg(long, env = "STRATA_GROUP_MAX_SESSION_TIMEOUT_MS")]
+    pub group_max_session_timeout_ms: Option<u64>,
     /// Offsets of a group without members expire this long after their
     /// last commit (Kafka's offsets.retention.minutes).
     #[arg(long, env = "STRATA_OFFSETS_RETENTION_MINUTES")]
@@ -85,6 +93,8 @@ pub struct Config {
     pub log_format: String,
     pub log_level: String,
     pub group_initial_rebalance_delay_ms: u64,
+    pub group_min_session_timeout_ms: u64,
+    pub group_max_session_timeout_ms: u64,
     pub offsets_retention_minutes: u64,
 }
 
@@ -104,6 +114,8 @@ impl Default for Config {
             log_format: "text".to_string(),
             log_level: "info".to_string(),
             group_initial_rebalance_delay_ms: 0,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
         }
     }
@@ -163,6 +175,8 @@ impl Config {
         take!(log_format);
         take!(log_level);
         take!(group_initial_rebalance_delay_ms);
+        take!(group_min_session_timeout_ms);
+        take!(group_max_session_timeout_ms);
         take!(offsets_retention_minutes);
         if args.advertised_listener.is_some() {
             config
@@ -202,6 +216,13 @@ impl Config {
             bail!(
                 "max_request_bytes: must be at least 1024, got {}",
                 self.max_request_bytes
+            );
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            bail!(
+                "group_min_session_timeout_ms: {} is above group_max_session_timeout_ms {}",
+                self.group_min_session_timeout_ms,
+                self.group_max_session_timeout_ms
             );
         }
         if self.offsets_retention_minutes == 0 {
@@ -261,6 +282,30 @@ mod tests {
         std::fs::write(&file, "default_partitions = 0\n")?;
         let err = format!("{:#}", Config::resolve(&args).err().context("should fail")?);
         assert!(err.contains("default_partitions"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn session_timeout_bounds_come_from_the_file_and_must_be_ordered() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("strata.toml");
+        std::fs::write(&file, "group_min_session_timeout_ms = 1000\n")?;
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            group_max_session_timeout_ms: Some(5000),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(&args)?;
+        assert_eq!(
+            (
+                config.group_min_session_timeout_ms,
+                config.group_max_session_timeout_ms
+            ),
+            (1000, 5000)
+        );
+        std::fs::write(&file, "group_min_session_timeout_ms = 9000\n")?;
+        let err = format!("{:#}", Config::resolve(&args).err().context("should fail")?);
+        assert!(err.contains("group_min_session_timeout_ms"), "{err}");
         Ok(())
     }
 }
