@@ -266,6 +266,27 @@ def test_static_member_id_starts_with_group_instance_id(broker):
         c.close()
 
 
+@pytest.mark.timeout(90)
+def test_default_initial_rebalance_delay_gathers_members_started_apart(broker_factory):
+    """Kafka's group.initial.rebalance.delay.ms default (3 s): a second member
+    starting a second after the first lands in the same first generation."""
+    broker = broker_factory(group_initial_rebalance_delay_ms=None)
+    topic, group = "delayed", "g-delayed"
+    helpers.create_topic(broker.bootstrap, topic, PARTITIONS)
+    members = [Member(broker.bootstrap, topic, group)]
+    try:
+        time.sleep(1)
+        members.append(Member(broker.bootstrap, topic, group))
+        wait_until(lambda: stable_split(members), 30, "two members to split the partitions")
+        time.sleep(2)
+        for m in members:
+            kinds = [e["event"] for e in m.snapshot() if e["event"] != "msg"]
+            assert kinds == ["assign"], f"expected one assignment and no rebalance, got {kinds}"
+    finally:
+        for m in members:
+            m.stop()
+
+
 @pytest.mark.timeout(60)
 def test_min_session_timeout_is_configurable(broker_factory):
     broker = broker_factory(extra_args=("--group-min-session-timeout-ms", "1000"))

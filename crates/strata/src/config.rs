@@ -113,7 +113,7 @@ impl Default for Config {
             max_request_bytes: 100 * 1024 * 1024,
             log_format: "text".to_string(),
             log_level: "info".to_string(),
-            group_initial_rebalance_delay_ms: 0,
+            group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
@@ -283,6 +283,19 @@ mod tests {
         let err = format!("{:#}", Config::resolve(&args).err().context("should fail")?);
         assert!(err.contains("default_partitions"), "{err}");
         Ok(())
+    }
+
+    #[test]
+    fn group_defaults_are_kafkas() {
+        let config = Config::default();
+        assert_eq!(config.group_initial_rebalance_delay_ms, 3000);
+        assert_eq!(config.group_min_session_timeout_ms, 6000);
+        assert_eq!(config.group_max_session_timeout_ms, 1_800_000);
+        let coordinator = strata_groups::CoordinatorOptions::default();
+        assert_eq!(
+            coordinator.initial_rebalance_delay.as_millis(),
+            u128::from(config.group_initial_rebalance_delay_ms)
+        );
     }
 
     #[test]
