@@ -306,3 +306,29 @@ def test_min_session_timeout_is_configurable(broker_factory):
             got.add(m.value().decode())
     finally:
         c.close()
+
+
+@pytest.mark.timeout(60)
+def test_null_commit_metadata_is_fetched_as_empty_string(broker):
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    topic, group = "null-meta", "g-null-meta"
+    helpers.create_topic(broker.bootstrap, topic, 2)
+    produce(broker.bootstrap, topic, 10, "n")
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    null_tp, kept_tp = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    try:
+        consumer.assign([null_tp, kept_tp])
+        consumer.commit({null_tp: OffsetAndMetadata(3, None, -1),
+                         kept_tp: OffsetAndMetadata(4, "kept", -1)})
+    finally:
+        consumer.close()
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        got = admin.list_group_offsets({group: None})[group]
+    finally:
+        admin.close()
+    assert {tp: (om.offset, om.metadata) for tp, om in got.items()} == {
+        null_tp: (3, ""), kept_tp: (4, "kept")}
