@@ -45,6 +45,7 @@ class Broker:
         default_partitions: int = 1,
         auto_create_topics: bool = True,
         extra_args: tuple[str, ...] = (),
+        group_initial_rebalance_delay_ms: int | None = 0,
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +57,9 @@ class Broker:
         self.default_partitions = default_partitions
         self.auto_create_topics = auto_create_topics
         self.extra_args = tuple(extra_args)
+        # The suite's groups form at once: a test does not wait out Kafka's
+        # 3 s initial rebalance delay. None: the broker's default.
+        self.group_initial_rebalance_delay_ms = group_initial_rebalance_delay_ms
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.log_paths: list[Path] = []
@@ -84,6 +88,8 @@ class Broker:
             "--http-listen", f"127.0.0.1:{self.http_port}",
             "--default-partitions", str(self.default_partitions),
             "--auto-create-topics", "true" if self.auto_create_topics else "false",
+            *([] if self.group_initial_rebalance_delay_ms is None else
+              ["--group-initial-rebalance-delay-ms", str(self.group_initial_rebalance_delay_ms)]),
             *self.extra_args,
         ]
 

@@ -5,6 +5,7 @@ broker kill -9."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -189,3 +190,145 @@ def test_committed_offsets_survive_broker_kill9(broker):
     consumer.close()
     assert len(resumed) == 90 - (10 + 11 + 12)
     assert min(r.offset for r in resumed if r.partition == 2) == 12
+
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def subscribed(bootstrap, group, topic, **conf):
+    from confluent_kafka import Consumer
+
+    c = Consumer(helpers.consumer_config(bootstrap, **{
+        "group.id": group, "partition.assignment.strategy": "range",
+        "session.timeout.ms": 6000, "heartbeat.interval.ms": 300, **conf}))
+    c.subscribe([topic])
+    return c
+
+
+def poll_until(consumers, condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        for c in consumers:
+            c.poll(0.05)
+
+
+def describe(bootstrap, group):
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
+    return admin.describe_consumer_groups([group], request_timeout=10)[group].result(10)
+
+
+@pytest.mark.timeout(60)
+def test_member_ids_start_with_client_id_and_describe_shows_client_and_host(broker):
+    topic, group = "ids", "g-ids"
+    helpers.create_topic(broker.bootstrap, topic, 2)
+    consumers = {}
+    try:
+        # zeta joins first: the range assignor orders members by id, so the
+        # split must follow the client ids, not the join order.
+        for client_id in ("zeta-consumer", "alpha-consumer"):
+            c = subscribed(broker.bootstrap, group, topic, **{"client.id": client_id})
+            consumers[client_id] = c
+            poll_until(list(consumers.values()), lambda c=c: c.assignment(), 20,
+                       f"{client_id} to be assigned")
+        both = list(consumers.values())
+        poll_until(both, lambda: all(len(c.assignment()) == 1 for c in both), 20, "a 1 + 1 split")
+        assert [tp.partition for tp in consumers["alpha-consumer"].assignment()] == [0]
+        assert [tp.partition for tp in consumers["zeta-consumer"].assignment()] == [1]
+
+        described = describe(broker.bootstrap, group)
+        members = sorted(described.members, key=lambda m: m.client_id)
+        assert [m.client_id for m in members] == ["alpha-consumer", "zeta-consumer"]
+        for m in members:
+            assert re.fullmatch(re.escape(m.client_id) + "-" + UUID, m.member_id), m.member_id
+            assert m.host == "/127.0.0.1", m.host
+            assert m.group_instance_id is None
+    finally:
+        for c in consumers.values():
+            c.close()
+
+
+@pytest.mark.timeout(60)
+def test_static_member_id_starts_with_group_instance_id(broker):
+    topic, group = "static-ids", "g-static-ids"
+    helpers.create_topic(broker.bootstrap, topic, 1)
+    c = subscribed(broker.bootstrap, group, topic,
+                   **{"client.id": "some-client", "group.instance.id": "instance-7"})
+    try:
+        poll_until([c], lambda: c.assignment(), 20, "the static member to be assigned")
+        (member,) = describe(broker.bootstrap, group).members
+        assert re.fullmatch("instance-7-" + UUID, member.member_id), member.member_id
+        assert member.group_instance_id == "instance-7"
+        assert (member.client_id, member.host) == ("some-client", "/127.0.0.1")
+    finally:
+        c.close()
+
+
+@pytest.mark.timeout(90)
+def test_default_initial_rebalance_delay_gathers_members_started_apart(broker_factory):
+    """Kafka's group.initial.rebalance.delay.ms default (3 s): a second member
+    starting a second after the first lands in the same first generation."""
+    broker = broker_factory(group_initial_rebalance_delay_ms=None)
+    topic, group = "delayed", "g-delayed"
+    helpers.create_topic(broker.bootstrap, topic, PARTITIONS)
+    members = [Member(broker.bootstrap, topic, group)]
+    try:
+        time.sleep(1)
+        members.append(Member(broker.bootstrap, topic, group))
+        wait_until(lambda: stable_split(members), 30, "two members to split the partitions")
+        time.sleep(2)
+        for m in members:
+            kinds = [e["event"] for e in m.snapshot() if e["event"] != "msg"]
+            assert kinds == ["assign"], f"expected one assignment and no rebalance, got {kinds}"
+    finally:
+        for m in members:
+            m.stop()
+
+
+@pytest.mark.timeout(60)
+def test_min_session_timeout_is_configurable(broker_factory):
+    broker = broker_factory(extra_args=("--group-min-session-timeout-ms", "1000"))
+    topic, group = "short-session", "g-short-session"
+    helpers.create_topic(broker.bootstrap, topic, 1)
+    values = produce(broker.bootstrap, topic, 3, "short")
+    c = subscribed(broker.bootstrap, group, topic, **{"session.timeout.ms": 1000})
+    got = set()
+    try:
+        deadline = time.monotonic() + 20
+        while got != values:
+            assert time.monotonic() < deadline, f"consumed {sorted(got)} of {sorted(values)}"
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            assert m.error() is None, f"consumer error: {m.error()}"
+            got.add(m.value().decode())
+    finally:
+        c.close()
+
+
+@pytest.mark.timeout(60)
+def test_null_commit_metadata_is_fetched_as_empty_string(broker):
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    topic, group = "null-meta", "g-null-meta"
+    helpers.create_topic(broker.bootstrap, topic, 2)
+    produce(broker.bootstrap, topic, 10, "n")
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    null_tp, kept_tp = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    try:
+        consumer.assign([null_tp, kept_tp])
+        consumer.commit({null_tp: OffsetAndMetadata(3, None, -1),
+                         kept_tp: OffsetAndMetadata(4, "kept", -1)})
+    finally:
+        consumer.close()
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        got = admin.list_group_offsets({group: None})[group]
+    finally:
+        admin.close()
+    assert {tp: (om.offset, om.metadata) for tp, om in got.items()} == {
+        null_tp: (3, ""), kept_tp: (4, "kept")}

@@ -8,6 +8,7 @@
 //! At most `max_in_flight` responses wait; then reading pauses.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +32,22 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// actually received, not the length a client claims.
 const READ_STEP: usize = 64 * 1024;
 
-/// Serves one connection until the client closes it, sends something that
-/// cannot be parsed, or the broker shuts down.
-pub async fn serve<S>(broker: Arc<Broker>, stream: S, mut shutdown: watch::Receiver<bool>)
-where
+/// The client's host as Kafka reports it (DescribeGroups): `/` and its IP.
+pub fn client_host(peer: SocketAddr) -> String {
+    format!("/{}", peer.ip())
+}
+
+/// Serves one connection from `peer` until the client closes it, sends
+/// something that cannot be parsed, or the broker shuts down.
+pub async fn serve<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let host = client_host(peer);
     let (mut reader, writer) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<PendingResponse>(broker.options.max_in_flight.max(1));
     let writer_task = tokio::spawn(write_responses(writer, rx));
@@ -57,7 +68,7 @@ where
                 break;
             }
         };
-        let Some(pending) = handlers::start(&broker, frame).await else {
+        let Some(pending) = handlers::start(&broker, frame, &host).await else {
             break;
         };
         if tx.send(pending).await.is_err() {

@@ -36,7 +36,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch
                     debug!(%peer, "connection opened");
                     let _ = stream.set_nodelay(true);
                     let open = metrics::ConnectionGuard::open();
-                    let serve = connection::serve(Arc::clone(&broker), stream, shutdown.clone());
+                    let serve = connection::serve(Arc::clone(&broker), stream, peer, shutdown.clone());
                     connections.spawn(async move {
                         serve.await;
                         drop(open);

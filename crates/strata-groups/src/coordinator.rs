@@ -33,7 +33,7 @@ pub struct CoordinatorOptions {
 impl Default for CoordinatorOptions {
     fn default() -> Self {
         CoordinatorOptions {
-            initial_rebalance_delay: Duration::ZERO,
+            initial_rebalance_delay: Duration::from_secs(3),
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             min_session_timeout: Duration::from_secs(6),
             max_session_timeout: Duration::from_secs(30 * 60),
@@ -217,7 +217,8 @@ impl GroupCoordinator {
         0
     }
 
-    /// Makes commits durable, then visible to OffsetFetch.
+    /// Makes commits durable, then visible to OffsetFetch. A null metadata
+    /// is stored as the empty string, as Kafka stores it.
     pub async fn commit(
         &self,
         group_id: &str,
@@ -225,11 +226,14 @@ impl GroupCoordinator {
     ) -> Result<(), GroupError> {
         let changes: Vec<OffsetChange> = commits
             .into_iter()
-            .map(|(topic, partition, value)| OffsetChange::Commit {
-                group: group_id.to_string(),
-                topic,
-                partition,
-                value: Some(value),
+            .map(|(topic, partition, mut value)| {
+                value.metadata.get_or_insert_with(String::new);
+                OffsetChange::Commit {
+                    group: group_id.to_string(),
+                    topic,
+                    partition,
+                    value: Some(value),
+                }
             })
             .collect();
         self.write(changes).await

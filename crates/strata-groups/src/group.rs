@@ -15,7 +15,9 @@ use bytes::Bytes;
 use strata_protocol::kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
+mod member_id;
 mod messages;
+use member_id::new_member_id;
 pub use messages::{GroupState, JoinRequest, JoinResponse, Outcome, SyncResponse};
 
 /// A member of the group.
@@ -49,7 +51,6 @@ pub struct Group {
     rebalance_deadline: Option<Instant>,
     initial_delay: Duration,
     initial_rebalance: bool,
-    next_member: u64,
 }
 
 /// Member ids handed out with MEMBER_ID_REQUIRED and not yet used, per group.
@@ -73,16 +74,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay,
             initial_rebalance: false,
-            next_member: 0,
         }
-    }
-
-    fn new_member_id(&mut self, client_id: &str) -> String {
-        self.next_member += 1;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("{client_id}-{nanos:x}-{}", self.next_member)
     }
 
     fn instance_owner(&self, instance: &str) -> Option<String> {
@@ -119,7 +111,7 @@ impl Group {
             return self.join_static(request, &instance, now);
         }
         if request.member_id.is_empty() {
-            let id = self.new_member_id(&request.client_id);
+            let id = new_member_id(&request.client_id);
             if request.requires_known_member_id {
                 if self.pending.len() >= MAX_PENDING_MEMBERS {
                     // Bounded: the member id that would expire first goes.
@@ -165,7 +157,7 @@ impl Group {
                 // place; a stable group keeps its assignment (no rebalance)
                 // unless the member changed its protocols. A returning leader
                 // is told to skip the assignment (KIP-814): it stays leader.
-                let new_id = self.new_member_id(&request.client_id);
+                let new_id = new_member_id(instance);
                 let Some(mut member) = self.members.remove(&old) else {
                     return self.add_or_update(request, now);
                 };
@@ -189,7 +181,7 @@ impl Group {
             }
             _ => {
                 if request.member_id.is_empty() {
-                    request.member_id = self.new_member_id(&request.client_id);
+                    request.member_id = new_member_id(instance);
                 }
                 self.add_or_update(request, now)
             }

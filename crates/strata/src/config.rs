@@ -67,6 +67,14 @@ pub struct ServeArgs {
     /// (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "STRATA_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Shortest session timeout a member may ask for (Kafka's
+    /// group.min.session.timeout.ms).
+    #[arg(long, env = "STRATA_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    pub group_min_session_timeout_ms: Option<u64>,
+    /// Longest session timeout a member may ask for (Kafka's
+    /// group.max.session.timeout.ms).
+    #[arg(long, env = "STRATA_GROUP_MAX_SESSION_TIMEOUT_MS")]
+    pub group_max_session_timeout_ms: Option<u64>,
     /// Offsets of a group without members expire this long after their
     /// last commit (Kafka's offsets.retention.minutes).
     #[arg(long, env = "STRATA_OFFSETS_RETENTION_MINUTES")]
@@ -95,6 +103,8 @@ pub struct Config {
     pub log_format: String,
     pub log_level: String,
     pub group_initial_rebalance_delay_ms: u64,
+    pub group_min_session_timeout_ms: u64,
+    pub group_max_session_timeout_ms: u64,
     pub offsets_retention_minutes: u64,
 }
 
@@ -115,7 +125,9 @@ impl Default for Config {
             max_connections: 10_000,
             log_format: "text".to_string(),
             log_level: "info".to_string(),
-            group_initial_rebalance_delay_ms: 0,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
         }
     }
@@ -177,6 +189,8 @@ impl Config {
         take!(log_format);
         take!(log_level);
         take!(group_initial_rebalance_delay_ms);
+        take!(group_min_session_timeout_ms);
+        take!(group_max_session_timeout_ms);
         take!(offsets_retention_minutes);
         if args.advertised_listener.is_some() {
             config
@@ -226,6 +240,13 @@ impl Config {
         }
         if self.max_connections == 0 {
             bail!("max_connections: must be at least 1");
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            bail!(
+                "group_min_session_timeout_ms: {} is above group_max_session_timeout_ms {}",
+                self.group_min_session_timeout_ms,
+                self.group_max_session_timeout_ms
+            );
         }
         if self.offsets_retention_minutes == 0 {
             bail!("offsets_retention_minutes: must be at least 1");
@@ -284,6 +305,43 @@ mod tests {
         std::fs::write(&file, "default_partitions = 0\n")?;
         let err = format!("{:#}", Config::resolve(&args).err().context("should fail")?);
         assert!(err.contains("default_partitions"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn group_defaults_are_kafkas() {
+        let config = Config::default();
+        assert_eq!(config.group_initial_rebalance_delay_ms, 3000);
+        assert_eq!(config.group_min_session_timeout_ms, 6000);
+        assert_eq!(config.group_max_session_timeout_ms, 1_800_000);
+        let coordinator = strata_groups::CoordinatorOptions::default();
+        assert_eq!(
+            coordinator.initial_rebalance_delay.as_millis(),
+            u128::from(config.group_initial_rebalance_delay_ms)
+        );
+    }
+
+    #[test]
+    fn session_timeout_bounds_come_from_the_file_and_must_be_ordered() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("strata.toml");
+        std::fs::write(&file, "group_min_session_timeout_ms = 1000\n")?;
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            group_max_session_timeout_ms: Some(5000),
+            ..ServeArgs::default()
+        };
+        let config = Config::resolve(&args)?;
+        assert_eq!(
+            (
+                config.group_min_session_timeout_ms,
+                config.group_max_session_timeout_ms
+            ),
+            (1000, 5000)
+        );
+        std::fs::write(&file, "group_min_session_timeout_ms = 9000\n")?;
+        let err = format!("{:#}", Config::resolve(&args).err().context("should fail")?);
+        assert!(err.contains("group_min_session_timeout_ms"), "{err}");
         Ok(())
     }
 }

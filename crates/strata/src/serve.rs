@@ -139,7 +139,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let group_options = CoordinatorOptions {
         initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
         offsets_retention: Duration::from_secs(config.offsets_retention_minutes.saturating_mul(60)),
-        ..CoordinatorOptions::default()
+        min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
+        max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
     };
     let groups =
         tokio::task::spawn_blocking(move || GroupCoordinator::open(groups_store, group_options))

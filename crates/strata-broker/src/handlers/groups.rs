@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use strata_groups::group::{JoinRequest, JoinResponse, Outcome, SyncResponse};
 
 use super::metadata::OPERATIONS_OMITTED;
-use super::text;
+use super::{text, Client};
 use crate::Broker;
 
 pub fn find_coordinator(
@@ -48,9 +48,11 @@ fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// JoinGroup from `client`, whose id and host the member keeps.
 pub async fn join_group(
     broker: &Arc<Broker>,
     version: i16,
+    client: Client,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let session_timeout = millis(request.session_timeout_ms);
@@ -75,8 +77,8 @@ pub async fn join_group(
     let join = JoinRequest {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.as_ref().map(ToString::to_string),
-        client_id: String::new(),
-        client_host: String::new(),
+        client_id: client.id,
+        client_host: client.host,
         protocol_type: request.protocol_type.to_string(),
         protocols: request
             .protocols

@@ -37,8 +37,16 @@ fn now(body: ResponseKind) -> PendingBody {
     Box::pin(std::future::ready(Some(body)))
 }
 
-/// Starts handling one frame. `None` closes the connection.
-pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse> {
+/// Who sent a request: the client id of its header and the host of its
+/// connection (`/IP`), which JoinGroup records for DescribeGroups.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub id: String,
+    pub host: String,
+}
+
+/// Starts handling one frame from a client at `host`. `None` closes the connection.
+pub async fn start(broker: &Arc<Broker>, frame: Bytes, host: &str) -> Option<PendingResponse> {
     let started = Instant::now();
     let Ok(prefix) = HeaderPrefix::peek(&frame) else {
         metrics::record_refused("malformed_header");
@@ -62,11 +70,20 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes) -> Option<PendingResponse
     let version = request.header.request_api_version;
     let api_key = request.api_key;
     let correlation_id = request.header.correlation_id;
+    let client = Client {
+        id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        host: host.to_string(),
+    };
     let body = match request.body {
         RequestKind::Fetch(r) => {
             return Some(fetch_answer(broker, version, correlation_id, started, r))
         }
-        body => route(broker, version, body).await?,
+        body => route(broker, version, client, body).await?,
     };
     Some(Box::pin(async move {
         let body = body.await;
@@ -108,14 +125,19 @@ fn refusal_reason(error: &ProtocolError) -> &'static str {
 }
 
 /// Hands a decoded request to its API's handler. `None` closes the connection.
-async fn route(broker: &Arc<Broker>, version: i16, body: RequestKind) -> Option<PendingBody> {
+async fn route(
+    broker: &Arc<Broker>,
+    version: i16,
+    client: Client,
+    body: RequestKind,
+) -> Option<PendingBody> {
     let pending = match body {
         RequestKind::Produce(r) => produce::start(broker, r).await,
         RequestKind::JoinGroup(r) => {
             let broker = Arc::clone(broker);
             Box::pin(async move {
                 Some(ResponseKind::JoinGroup(
-                    groups::join_group(&broker, version, r).await,
+                    groups::join_group(&broker, version, client, r).await,
                 ))
             })
         }

@@ -102,7 +102,7 @@ struct Found {
     partition: i32,
     offset: i64,
     leader_epoch: i32,
-    metadata: Option<String>,
+    metadata: String,
 }
 
 impl Found {
@@ -112,14 +112,15 @@ impl Found {
                 partition,
                 offset: c.offset,
                 leader_epoch: c.leader_epoch,
-                metadata: c.metadata,
+                // Commits stored before null metadata became "" read as "" too.
+                metadata: c.metadata.unwrap_or_default(),
             },
             // Kafka's answer for "no committed offset".
             None => Found {
                 partition,
                 offset: -1,
                 leader_epoch: -1,
-                metadata: Some(String::new()),
+                metadata: String::new(),
             },
         }
     }
@@ -181,7 +182,7 @@ pub fn fetch(
                                     .with_partition_index(f.partition)
                                     .with_committed_offset(f.offset)
                                     .with_committed_leader_epoch(epoch)
-                                    .with_metadata(f.metadata.map(text))
+                                    .with_metadata(Some(text(f.metadata)))
                             })
                             .collect(),
                     )
@@ -217,7 +218,7 @@ pub fn fetch(
                                         .with_partition_index(f.partition)
                                         .with_committed_offset(f.offset)
                                         .with_committed_leader_epoch(f.leader_epoch)
-                                        .with_metadata(f.metadata.map(text))
+                                        .with_metadata(Some(text(f.metadata)))
                                 })
                                 .collect(),
                         )

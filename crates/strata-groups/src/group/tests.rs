@@ -208,3 +208,32 @@ fn static_leader_restart_keeps_leading_without_rebalance() {
     let sync = now_answer(g.sync(&answer.member_id, Some("i1"), 1, vec![], t));
     assert_eq!(sync.assignment, Bytes::from_static(b"mine"));
 }
+
+#[test]
+fn member_ids_start_with_client_id_or_instance_id() {
+    let t = Instant::now();
+    let mut g = Group::new("g".into(), Duration::ZERO);
+    let (dynamic, _rx) = join_new(&mut g, t);
+    assert!(dynamic.starts_with("c-"), "{dynamic}");
+    let mut rs = later(g.join(request("", Some("instance-1")), t));
+    drop(later(g.join(request(&dynamic, None), t)));
+    let first = rs.try_recv().unwrap().member_id;
+    assert!(first.starts_with("instance-1-"), "{first}");
+    // A restarted static member gets a fresh id with the same prefix.
+    drop(g.join(request("", Some("instance-1")), t));
+    let again = g
+        .members
+        .values()
+        .find(|m| m.instance_id.as_deref() == Some("instance-1"))
+        .map(|m| m.id.clone())
+        .unwrap();
+    assert!(
+        again.starts_with("instance-1-") && again != first,
+        "{again}"
+    );
+    let member = &g.members[&dynamic];
+    assert_eq!(
+        (member.client_id.as_str(), member.client_host.as_str()),
+        ("c", "/127.0.0.1")
+    );
+}
