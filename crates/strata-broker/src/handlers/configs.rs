@@ -44,7 +44,8 @@ pub fn describe(
                 resource
                     .configuration_keys
                     .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+                    // No keys, or an empty list: every config, as Kafka.
+                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
