@@ -171,11 +171,12 @@ async fn responses(broker: &Arc<Broker>, api: ApiKey, version: i16) -> Vec<Respo
             ),
         )],
         ApiKey::InitProducerId => vec![ResponseKind::InitProducerId(
-            handlers::producer_id::handle(broker, InitProducerIdRequest::default()).await,
+            handlers::producer_id::handle(broker, version, InitProducerIdRequest::default()).await,
         )],
         ApiKey::EndTxn => vec![ResponseKind::EndTxn(
             handlers::txn::end(
                 broker,
+                version,
                 EndTxnRequest::default()
                     .with_transactional_id(TransactionalId(StrBytes::from_static_str("x"))),
             )
@@ -197,6 +198,85 @@ async fn responses(broker: &Arc<Broker>, api: ApiKey, version: i16) -> Vec<Respo
                 handlers::txn::add_partitions(broker, version, request).await,
             )]
         }
+        ApiKey::AddOffsetsToTxn => vec![ResponseKind::AddOffsetsToTxn(
+            handlers::txn::add_offsets(broker, version, AddOffsetsToTxnRequest::default()).await,
+        )],
+        ApiKey::DescribeLogDirs => {
+            let wanted = describe_log_dirs_request::DescribableLogDirTopic::default()
+                .with_topic(name("t"))
+                .with_partitions(vec![0, 1]);
+            [None, Some(vec![wanted])]
+                .into_iter()
+                .map(|topics| {
+                    ResponseKind::DescribeLogDirs(handlers::log_dirs::describe(
+                        broker,
+                        DescribeLogDirsRequest::default().with_topics(topics),
+                    ))
+                })
+                .collect()
+        }
+        ApiKey::DescribeTopicPartitions => {
+            let topics = ["t", "missing", "bad name"]
+                .into_iter()
+                .map(|n| {
+                    describe_topic_partitions_request::TopicRequest::default().with_name(name(n))
+                })
+                .collect();
+            let request = DescribeTopicPartitionsRequest::default()
+                .with_topics(topics)
+                .with_response_partition_limit(1);
+            vec![ResponseKind::DescribeTopicPartitions(
+                handlers::topic_partitions::describe(broker, request),
+            )]
+        }
+        ApiKey::ListConfigResources => vec![ResponseKind::ListConfigResources(
+            handlers::config_resources::list(
+                broker,
+                version,
+                ListConfigResourcesRequest::default(),
+            ),
+        )],
+        ApiKey::OffsetForLeaderEpoch => {
+            let partitions = [(0, 0), (0, 3), (7, 0)]
+                .into_iter()
+                .map(|(p, epoch)| {
+                    offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                        .with_partition(p)
+                        .with_leader_epoch(epoch)
+                })
+                .collect();
+            let request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(name("t"))
+                    .with_partitions(partitions),
+            ]);
+            vec![ResponseKind::OffsetForLeaderEpoch(
+                handlers::leader_epoch::handle(broker, request),
+            )]
+        }
+        ApiKey::DescribeProducers => {
+            let request = DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(name("t"))
+                    .with_partition_indexes(vec![0, 9]),
+            ]);
+            vec![ResponseKind::DescribeProducers(
+                handlers::txn_admin::describe_producers(broker, request),
+            )]
+        }
+        ApiKey::DescribeTransactions => {
+            let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                TransactionalId(StrBytes::from_static_str("x")),
+                TransactionalId(StrBytes::from_static_str("")),
+            ]);
+            vec![ResponseKind::DescribeTransactions(
+                handlers::txn_admin::describe_transactions(broker, request).await,
+            )]
+        }
+        ApiKey::ListTransactions => vec![ResponseKind::ListTransactions(
+            handlers::txn_admin::list_transactions(broker, ListTransactionsRequest::default())
+                .await,
+        )],
         _ => Vec::new(),
     }
 }

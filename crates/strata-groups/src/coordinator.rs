@@ -128,6 +128,11 @@ impl GroupCoordinator {
         }
     }
 
+    /// The settings the coordinator runs with (for DescribeConfigs).
+    pub fn options(&self) -> &CoordinatorOptions {
+        &self.options
+    }
+
     pub fn session_timeout_valid(&self, timeout: Duration) -> bool {
         timeout >= self.options.min_session_timeout && timeout <= self.options.max_session_timeout
     }

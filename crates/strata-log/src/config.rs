@@ -187,9 +187,8 @@ impl ConfigKey {
                 if self.choices.is_empty() {
                     return Ok(());
                 }
-                if items.is_empty() {
-                    return Err(bad("must not be empty"));
-                }
+                // An empty list is accepted: for `cleanup.policy` it means
+                // neither delete nor compact (Kafka 4.1, KIP-1161).
                 match items.iter().find(|i| !self.choices.contains(i)) {
                     Some(_) => Err(bad(&format!(
                         "expected items from {}",
@@ -290,6 +289,7 @@ mod tests {
         assert!(check("retention.ms", "abc").is_err());
         assert!(check("cleanup.policy", "compact,delete").is_ok());
         assert!(check("cleanup.policy", "compact,bogus").is_err());
+        assert!(check("cleanup.policy", "").is_ok());
         assert!(check("message.timestamp.type", "LogAppendTime").is_ok());
         assert!(check("max.message.bytes", "99999999999").is_err());
         assert!(check("no.such.key", "1").is_err());

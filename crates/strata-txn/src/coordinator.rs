@@ -203,6 +203,17 @@ impl TransactionCoordinator {
         Ok(state)
     }
 
+    /// Every transactional id's state, for the admin APIs (read only).
+    pub async fn states(&self) -> Vec<(String, TxnState)> {
+        let txns = self.txns.lock().await;
+        let mut all: Vec<(String, TxnState)> = txns
+            .iter()
+            .map(|(id, state)| (id.clone(), state.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// AddPartitionsToTxn: returns one error code per partition asked for.
     pub async fn add_partitions(
         &self,
@@ -244,8 +255,8 @@ impl TransactionCoordinator {
         }
         let mut next = state.clone();
         next.partitions.extend(partitions.iter().cloned());
-        next.status = Status::Ongoing;
         next.updated_ms = now_ms();
+        next.begin(next.updated_ms);
         if self.persist(id, &next).await.is_err() {
             return all(ResponseError::KafkaStorageError.code(), partitions);
         }
@@ -265,8 +276,8 @@ impl TransactionCoordinator {
         let state = Self::check(&mut txns, id, producer_id, epoch)?;
         let mut next = state.clone();
         next.groups.insert(group.to_string());
-        next.status = Status::Ongoing;
         next.updated_ms = now_ms();
+        next.begin(next.updated_ms);
         self.persist(id, &next)
             .await
             .map_err(|_| ResponseError::KafkaStorageError)?;
@@ -328,8 +339,8 @@ impl TransactionCoordinator {
             (Status::Ongoing, _)
             | (Status::PrepareCommit, true)
             | (Status::PrepareAbort, false) => {}
-            // An empty transaction (nothing added) ends at once.
-            (Status::Empty, _) => return Ok(()),
+            // Nothing was added since the last transaction ended: there is
+            // no transaction to end (Kafka answers the same).
             _ => return Err(ResponseError::InvalidTxnState),
         }
         let mut next = state.clone();

@@ -39,6 +39,14 @@ pub struct TxnState {
     pub pending_offsets: Vec<PendingOffset>,
     /// When the transaction last changed (ms since the epoch), for its timeout.
     pub updated_ms: i64,
+    /// When the current (or last) transaction began (ms since the epoch);
+    /// -1 before the first one.
+    #[serde(default = "no_start")]
+    pub started_ms: i64,
+}
+
+fn no_start() -> i64 {
+    -1
 }
 
 impl TxnState {
@@ -52,6 +60,27 @@ impl TxnState {
             groups: BTreeSet::new(),
             pending_offsets: Vec::new(),
             updated_ms: now_ms,
+            started_ms: -1,
+        }
+    }
+
+    /// Marks the transaction as ongoing, noting when it began if it is new.
+    pub fn begin(&mut self, now_ms: i64) {
+        if self.status != Status::Ongoing {
+            self.started_ms = now_ms;
+        }
+        self.status = Status::Ongoing;
+    }
+
+    /// The state's name as Kafka's admin APIs report it.
+    pub fn status_name(&self) -> &'static str {
+        match self.status {
+            Status::Empty => "Empty",
+            Status::Ongoing => "Ongoing",
+            Status::PrepareCommit => "PrepareCommit",
+            Status::PrepareAbort => "PrepareAbort",
+            Status::CompleteCommit => "CompleteCommit",
+            Status::CompleteAbort => "CompleteAbort",
         }
     }
 

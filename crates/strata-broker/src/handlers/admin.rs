@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -87,14 +88,14 @@ fn topic_configs(config: &strata_log::TopicConfig) -> Vec<CreatableTopicConfigs>
         .iter()
         .map(|key| {
             let (value, overridden) = config.value(key);
+            // The source DescribeConfigs reports: its first synonym's.
+            let source = super::configs::synonyms::for_topic(key, &value, overridden)
+                .first()
+                .map_or(SOURCE_DEFAULT, |s| s.source);
             CreatableTopicConfigs::default()
                 .with_name(text(key.name))
                 .with_value(Some(text(value)))
-                .with_config_source(if overridden {
-                    SOURCE_TOPIC
-                } else {
-                    SOURCE_DEFAULT
-                })
+                .with_config_source(source)
         })
         .collect()
 }
@@ -152,6 +153,11 @@ pub fn create_partitions(
         .into_iter()
         .map(|t| {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if let Some(reason) = assignments_error(broker, &t) {
+                return result
+                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                    .with_error_message(Some(text(reason)));
+            }
             match broker
                 .store
                 .create_partitions(&t.name, t.count, request.validate_only)
@@ -164,6 +170,54 @@ pub fn create_partitions(
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// What is wrong with a CreatePartitions request's explicit replica
+/// assignments, checked as Kafka's controller checks them: one assignment
+/// per new partition, each naming registered brokers, each once, as many as
+/// the topic's replication factor (1 here). Unknown topics and counts that do
+/// not grow the topic are left to the store's own errors, which come first.
+fn assignments_error(broker: &Broker, topic: &CreatePartitionsTopic) -> Option<String> {
+    let assignments = topic.assignments.as_ref()?;
+    let current = broker.store.topic(&topic.name)?.partition_count();
+    if topic.count <= current {
+        return None;
+    }
+    let additional = topic.count - current;
+    if usize::try_from(additional).ok() != Some(assignments.len()) {
+        return Some(format!(
+            "attempted to add {additional} additional partition(s), but {} assignment(s) were specified",
+            assignments.len()
+        ));
+    }
+    for assignment in assignments {
+        let mut ids: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
+        if ids.is_empty() {
+            return Some("the manual partition assignment includes an empty replica list".into());
+        }
+        ids.sort_unstable();
+        let mut previous = None;
+        for id in &ids {
+            if *id != broker.options.node_id {
+                return Some(format!(
+                    "the manual partition assignment includes broker {id}, but no such broker is registered"
+                ));
+            }
+            if previous == Some(*id) {
+                return Some(format!(
+                    "the manual partition assignment includes the broker {id} more than once"
+                ));
+            }
+            previous = Some(*id);
+        }
+        if ids.len() != 1 {
+            return Some(format!(
+                "the manual partition assignment includes a partition with {} replica(s), but previous partitions have 1 replica(s)",
+                ids.len()
+            ));
+        }
+    }
+    None
 }
 
 pub fn delete_records(

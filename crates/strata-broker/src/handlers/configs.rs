@@ -18,13 +18,13 @@ use kafka_protocol::ResponseError;
 use strata_log::config::{self, split_list, ConfigType};
 use strata_log::LogError;
 
-use super::admin::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use super::text;
 use crate::{errors, Broker};
 
+pub mod synonyms;
+
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-const SOURCE_STATIC_BROKER: i8 = 4;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -33,7 +33,7 @@ const OP_SUBTRACT: i8 = 3;
 
 pub fn describe(
     broker: &Arc<Broker>,
-    version: i16,
+    _version: i16,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let results = request
@@ -44,7 +44,8 @@ pub fn describe(
                 resource
                     .configuration_keys
                     .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+                    // No keys, or an empty list: every config, as Kafka.
+                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
@@ -58,18 +59,14 @@ pub fn describe(
                             .filter(|key| wanted(key.name))
                             .map(|key| {
                                 let (value, overridden) = config.value(key);
-                                let source = if overridden {
-                                    SOURCE_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
+                                let synonyms = synonyms::for_topic(key, &value, overridden);
                                 entry(
                                     key.name,
                                     value,
-                                    source,
                                     key.kind,
                                     false,
-                                    request.include_synonyms && version >= 1,
+                                    synonyms,
+                                    request.include_synonyms,
                                 )
                             })
                             .collect();
@@ -85,16 +82,10 @@ pub fn describe(
                 RESOURCE_BROKER => {
                     let entries = broker_configs(broker)
                         .into_iter()
-                        .filter(|(name, _, _)| wanted(name))
-                        .map(|(name, value, kind)| {
-                            entry(
-                                name,
-                                value,
-                                SOURCE_STATIC_BROKER,
-                                kind,
-                                true,
-                                request.include_synonyms,
-                            )
+                        .filter(|(name, _, _, _)| wanted(name))
+                        .map(|(name, value, kind, kafka_default)| {
+                            let synonyms = synonyms::for_broker(name, &value, kafka_default);
+                            entry(name, value, kind, true, synonyms, request.include_synonyms)
                         })
                         .collect();
                     result.with_configs(entries)
@@ -110,63 +101,119 @@ pub fn describe(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// One config entry; its source is its first synonym's (DEFAULT_CONFIG
+/// when it has none), and the synonyms are sent only when asked for.
 fn entry(
     name: &str,
     value: String,
-    source: i8,
     kind: ConfigType,
     read_only: bool,
-    synonyms: bool,
+    synonyms: Vec<DescribeConfigsSynonym>,
+    include_synonyms: bool,
 ) -> DescribeConfigsResourceResult {
-    let value = Some(text(value));
-    let synonyms = if synonyms {
-        vec![DescribeConfigsSynonym::default()
-            .with_name(text(name))
-            .with_value(value.clone())
-            .with_source(source)]
-    } else {
-        Vec::new()
-    };
+    let source = synonyms
+        .first()
+        .map_or(synonyms::SOURCE_DEFAULT, |s| s.source);
     DescribeConfigsResourceResult::default()
         .with_name(text(name))
-        .with_value(value)
+        .with_value(Some(text(value)))
         .with_read_only(read_only)
         .with_config_source(source)
         .with_config_type(kind as i8)
-        .with_synonyms(synonyms)
+        .with_synonyms(if include_synonyms {
+            synonyms
+        } else {
+            Vec::new()
+        })
 }
 
-fn broker_configs(broker: &Broker) -> Vec<(&'static str, String, ConfigType)> {
+/// The broker settings reported: name, value, type and Kafka's default.
+type BrokerConfig = (&'static str, String, ConfigType, Option<&'static str>);
+
+fn broker_configs(broker: &Broker) -> Vec<BrokerConfig> {
     let o = &broker.options;
+    let groups = broker.groups.options();
+    let ms = |d: std::time::Duration| d.as_millis().to_string();
     vec![
-        ("broker.id", o.node_id.to_string(), ConfigType::Int),
-        ("node.id", o.node_id.to_string(), ConfigType::Int),
+        (
+            "broker.id",
+            o.node_id.to_string(),
+            ConfigType::Int,
+            Some("-1"),
+        ),
+        ("node.id", o.node_id.to_string(), ConfigType::Int, None),
         (
             "advertised.listeners",
             format!("PLAINTEXT://{}:{}", o.advertised_host, o.advertised_port),
             ConfigType::List,
+            None,
         ),
         (
             "num.partitions",
             o.default_partitions.to_string(),
             ConfigType::Int,
+            Some("1"),
         ),
         (
             "auto.create.topics.enable",
             o.auto_create_topics.to_string(),
             ConfigType::Boolean,
+            Some("true"),
         ),
         (
             "socket.request.max.bytes",
             o.max_request_bytes.to_string(),
             ConfigType::Int,
+            Some("104857600"),
         ),
         (
             "default.replication.factor",
             "1".to_string(),
             ConfigType::Int,
+            Some("1"),
         ),
-        ("message.max.bytes", "1048588".to_string(), ConfigType::Int),
+        (
+            "message.max.bytes",
+            "1048588".to_string(),
+            ConfigType::Int,
+            Some("1048588"),
+        ),
+        (
+            "min.insync.replicas",
+            "1".to_string(),
+            ConfigType::Int,
+            Some("1"),
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            ms(groups.initial_rebalance_delay),
+            ConfigType::Int,
+            Some("3000"),
+        ),
+        (
+            "group.min.session.timeout.ms",
+            ms(groups.min_session_timeout),
+            ConfigType::Int,
+            Some("6000"),
+        ),
+        (
+            "group.max.session.timeout.ms",
+            ms(groups.max_session_timeout),
+            ConfigType::Int,
+            Some("1800000"),
+        ),
+        (
+            "offsets.retention.minutes",
+            (groups.offsets_retention.as_secs() / 60).to_string(),
+            ConfigType::Int,
+            Some("10080"),
+        ),
+        (
+            "group.coordinator.rebalance.protocols",
+            "classic".to_string(),
+            ConfigType::List,
+            Some("classic,consumer"),
+        ),
     ]
 }
 

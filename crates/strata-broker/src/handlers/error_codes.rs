@@ -118,6 +118,31 @@ fn collect(body: &ResponseKind, out: &mut Vec<i16>) {
                 .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
         ),
         ResponseKind::EndTxn(r) => out.push(r.error_code),
+        ResponseKind::DescribeLogDirs(r) => {
+            out.push(r.error_code);
+            out.extend(r.results.iter().map(|d| d.error_code));
+        }
+        ResponseKind::DescribeTopicPartitions(r) => {
+            for t in &r.topics {
+                out.push(t.error_code);
+                out.extend(t.partitions.iter().map(|p| p.error_code));
+            }
+        }
+        ResponseKind::ListConfigResources(r) => out.push(r.error_code),
+        ResponseKind::OffsetForLeaderEpoch(r) => out.extend(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::DescribeProducers(r) => out.extend(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::DescribeTransactions(r) => {
+            out.extend(r.transaction_states.iter().map(|t| t.error_code));
+        }
+        ResponseKind::ListTransactions(r) => out.push(r.error_code),
         _ => {}
     }
 }

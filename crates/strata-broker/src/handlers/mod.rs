@@ -2,17 +2,23 @@
 
 pub mod admin;
 pub mod api_versions;
+pub mod config_resources;
 pub mod configs;
 pub mod error_codes;
 pub mod fetch;
 pub mod fetch_encoding;
 pub mod groups;
+pub mod leader_epoch;
 pub mod list_offsets;
+pub mod log_dirs;
 pub mod metadata;
+pub mod nullable;
 pub mod offsets;
 pub mod produce;
 pub mod producer_id;
+pub mod topic_partitions;
 pub mod txn;
+pub mod txn_admin;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -86,7 +92,10 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes, host: &str) -> Option<Pen
         body => route(broker, version, client, body).await?,
     };
     Some(Box::pin(async move {
-        let body = body.await;
+        let mut body = body.await;
+        if let Some(body) = body.as_mut() {
+            nullable::clear_success_messages(body);
+        }
         metrics::record_request(api_key, version, started.elapsed(), body.as_ref());
         encode_response(api_key, version, correlation_id, &body?).map(Outgoing::from)
     }))
@@ -173,18 +182,18 @@ async fn route(
             now(ResponseKind::OffsetDelete(offsets::delete(broker, r).await))
         }
         RequestKind::InitProducerId(r) => now(ResponseKind::InitProducerId(
-            producer_id::handle(broker, r).await,
+            producer_id::handle(broker, version, r).await,
         )),
         RequestKind::AddPartitionsToTxn(r) => now(ResponseKind::AddPartitionsToTxn(
             txn::add_partitions(broker, version, r).await,
         )),
         RequestKind::AddOffsetsToTxn(r) => now(ResponseKind::AddOffsetsToTxn(
-            txn::add_offsets(broker, r).await,
+            txn::add_offsets(broker, version, r).await,
         )),
         RequestKind::TxnOffsetCommit(r) => now(ResponseKind::TxnOffsetCommit(
             txn::offset_commit(broker, r).await,
         )),
-        RequestKind::EndTxn(r) => now(ResponseKind::EndTxn(txn::end(broker, r).await)),
+        RequestKind::EndTxn(r) => now(ResponseKind::EndTxn(txn::end(broker, version, r).await)),
         RequestKind::ApiVersions(_) => now(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => {
             now(ResponseKind::Metadata(metadata::handle(broker, version, r)))
@@ -213,6 +222,27 @@ async fn route(
         RequestKind::AlterConfigs(r) => now(ResponseKind::AlterConfigs(configs::alter(broker, r))),
         RequestKind::IncrementalAlterConfigs(r) => now(ResponseKind::IncrementalAlterConfigs(
             configs::incremental_alter(broker, r),
+        )),
+        RequestKind::DescribeLogDirs(r) => {
+            now(ResponseKind::DescribeLogDirs(log_dirs::describe(broker, r)))
+        }
+        RequestKind::DescribeTopicPartitions(r) => now(ResponseKind::DescribeTopicPartitions(
+            topic_partitions::describe(broker, r),
+        )),
+        RequestKind::ListConfigResources(r) => now(ResponseKind::ListConfigResources(
+            config_resources::list(broker, version, r),
+        )),
+        RequestKind::OffsetForLeaderEpoch(r) => now(ResponseKind::OffsetForLeaderEpoch(
+            leader_epoch::handle(broker, r),
+        )),
+        RequestKind::DescribeProducers(r) => now(ResponseKind::DescribeProducers(
+            txn_admin::describe_producers(broker, r),
+        )),
+        RequestKind::DescribeTransactions(r) => now(ResponseKind::DescribeTransactions(
+            txn_admin::describe_transactions(broker, r).await,
+        )),
+        RequestKind::ListTransactions(r) => now(ResponseKind::ListTransactions(
+            txn_admin::list_transactions(broker, r).await,
         )),
         other => {
             warn!(request = ?std::mem::discriminant(&other), "request decoded for an API that has no handler");

@@ -8,13 +8,17 @@ use tracing::warn;
 
 use crate::Broker;
 
+/// The first InitProducerId version that knows PRODUCER_FENCED (KIP-588).
+const FENCED_FROM: i16 = 4;
+
 pub async fn handle(
     broker: &Arc<Broker>,
+    version: i16,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let failed = |e: ResponseError| {
         InitProducerIdResponse::default()
-            .with_error_code(e.code())
+            .with_error_code(super::txn::fenced_for(version, FENCED_FROM, e.code()))
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };

@@ -10,10 +10,26 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
 use strata_txn::state::PendingOffset;
 
 use super::text;
 use crate::Broker;
+
+/// The code a client at `version` gets for `code`: PRODUCER_FENCED (KIP-588)
+/// only reaches request versions from `knows_fenced` on; older ones get
+/// INVALID_PRODUCER_EPOCH, which is what they know it as (Kafka does the same).
+pub fn fenced_for(version: i16, knows_fenced: i16, code: i16) -> i16 {
+    if code == ResponseError::ProducerFenced.code() && version < knows_fenced {
+        ResponseError::InvalidProducerEpoch.code()
+    } else {
+        code
+    }
+}
+
+/// The first version of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn
+/// that knows PRODUCER_FENCED.
+const FENCED_FROM: i16 = 2;
 
 fn wanted(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
     topics
@@ -22,12 +38,15 @@ fn wanted(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
         .collect()
 }
 
-fn topic_results(results: Vec<((String, i32), i16)>) -> Vec<AddPartitionsToTxnTopicResult> {
+fn topic_results(
+    version: i16,
+    results: Vec<((String, i32), i16)>,
+) -> Vec<AddPartitionsToTxnTopicResult> {
     let mut by_topic: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
     for ((topic, partition), code) in results {
         let result = AddPartitionsToTxnPartitionResult::default()
             .with_partition_index(partition)
-            .with_partition_error_code(code);
+            .with_partition_error_code(fenced_for(version, FENCED_FROM, code));
         match by_topic.iter_mut().find(|t| t.name.as_str() == topic) {
             Some(t) => t.results_by_partition.push(result),
             None => by_topic.push(
@@ -56,7 +75,7 @@ pub async fn add_partitions(
             )
             .await;
         return AddPartitionsToTxnResponse::default()
-            .with_results_by_topic_v3_and_below(topic_results(results));
+            .with_results_by_topic_v3_and_below(topic_results(version, results));
     }
     let mut results = Vec::with_capacity(request.transactions.len());
     for txn in request.transactions {
@@ -72,7 +91,7 @@ pub async fn add_partitions(
         results.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(txn.transactional_id)
-                .with_topic_results(topic_results(outcome)),
+                .with_topic_results(topic_results(version, outcome)),
         );
     }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
@@ -80,6 +99,7 @@ pub async fn add_partitions(
 
 pub async fn add_offsets(
     broker: &Arc<Broker>,
+    version: i16,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
     let outcome = broker
@@ -91,7 +111,8 @@ pub async fn add_offsets(
             &request.group_id,
         )
         .await;
-    AddOffsetsToTxnResponse::default().with_error_code(outcome.err().map_or(0, |e| e.code()))
+    let code = outcome.err().map_or(0, |e| e.code());
+    AddOffsetsToTxnResponse::default().with_error_code(fenced_for(version, FENCED_FROM, code))
 }
 
 pub async fn offset_commit(
@@ -144,7 +165,7 @@ pub async fn offset_commit(
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
-pub async fn end(broker: &Arc<Broker>, request: EndTxnRequest) -> EndTxnResponse {
+pub async fn end(broker: &Arc<Broker>, version: i16, request: EndTxnRequest) -> EndTxnResponse {
     let outcome = broker
         .txns
         .end_txn(
@@ -154,8 +175,9 @@ pub async fn end(broker: &Arc<Broker>, request: EndTxnRequest) -> EndTxnResponse
             request.committed,
         )
         .await;
+    let code = outcome.err().map_or(0, |e| e.code());
     EndTxnResponse::default()
-        .with_error_code(outcome.err().map_or(0, |e| e.code()))
+        .with_error_code(fenced_for(version, FENCED_FROM, code))
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1)
 }
