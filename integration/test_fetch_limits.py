@@ -136,6 +136,11 @@ def test_slow_readers_hold_at_most_the_fetch_memory_budget(broker_factory):
 @pytest.mark.timeout(60)
 def test_connections_beyond_the_cap_are_closed_on_arrival(broker_factory):
     broker = broker_factory(extra_args=("--max-connections", "5"))
+    # The readiness probes' connections are gone before the count starts.
+    deadline = time.monotonic() + 10
+    while helpers.sample(helpers.scrape(broker.http_port), "kafka_connections_open") > 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     held = [socket.create_connection(("127.0.0.1", broker.port), timeout=5) for _ in range(5)]
     try:
         for s in held:

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use strata_log::log_limit::LogLimit;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -21,18 +21,20 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves Kafka clients on `listener` until `shutdown` turns true.
 pub async fn run(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
+    // One slot per open connection, given back when its task ends.
+    let slots = Arc::new(Semaphore::new(broker.options.max_connections.max(1)));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    if connections.len() >= broker.options.max_connections {
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                         metrics::count_connection_rejected();
                         if let Some(suppressed) = AT_CONNECTION_CAP.admit() {
                             warn!(%peer, max_connections = broker.options.max_connections, suppressed, "connection closed on arrival: max_connections are open");
                         }
                         drop(stream);
                         continue;
-                    }
+                    };
                     debug!(%peer, "connection opened");
                     let _ = stream.set_nodelay(true);
                     let open = metrics::ConnectionGuard::open();
@@ -40,6 +42,7 @@ pub async fn run(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch
                     connections.spawn(async move {
                         serve.await;
                         drop(open);
+                        drop(slot);
                     });
                 }
                 Err(e) => {
