@@ -69,7 +69,7 @@ async fn try_call(
         .encode(&mut frame, api.request_header_version(version))
         .unwrap();
     body.encode(&mut frame, version).unwrap();
-    let pending = handlers::start(broker, frame.freeze()).await?;
+    let pending = handlers::start(broker, frame.freeze(), "/127.0.0.1").await?;
     let answer = pending.await?;
     let mut bytes = Bytes::from(answer.to_vec());
     let _length = bytes.split_to(4);
