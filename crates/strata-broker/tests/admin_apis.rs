@@ -560,13 +560,27 @@ async fn describe_configs_synonyms_follow_kafka() {
         (min_isr.value.as_deref(), min_isr.config_source),
         (Some("1"), 3)
     );
+    // A broker setting at Kafka's default is reported as the default...
     let delay = config(&brokers, "group.initial.rebalance.delay.ms");
-    assert_eq!(delay.value.as_deref(), Some("0"));
     assert_eq!(
-        synonyms(delay),
+        (delay.value.as_deref(), delay.config_source),
+        (Some("3000"), 5)
+    );
+    // ...one that differs as a static broker config, over Kafka's default.
+    let protocols = config(&brokers, "group.coordinator.rebalance.protocols");
+    assert_eq!(
+        synonyms(protocols),
         vec![
-            ("group.initial.rebalance.delay.ms".into(), "0".into(), 4),
-            ("group.initial.rebalance.delay.ms".into(), "3000".into(), 5)
+            (
+                "group.coordinator.rebalance.protocols".into(),
+                "classic".into(),
+                4
+            ),
+            (
+                "group.coordinator.rebalance.protocols".into(),
+                "classic,consumer".into(),
+                5
+            )
         ]
     );
     let min_session = config(&brokers, "group.min.session.timeout.ms");
