@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need: kcat, curl, perl, make (Debian) and the Python
-# clients (into .venv at the repo root). Idempotent, and quick when done.
+# Installs what the tests need: kcat, curl, perl, make, promtool (Debian) and
+# the Python clients (into .venv at the repo root). Idempotent, and quick when
+# done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,10 +14,40 @@ missing=()
 for tool in kcat curl perl make; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# promtool (in Debian's prometheus package) checks what /metrics serves.
+need_promtool=0
+command -v promtool >/dev/null 2>&1 || need_promtool=1
+if [ "${#missing[@]}" -gt 0 ] || [ "$need_promtool" -eq 1 ]; then
+    $SUDO apt-get update -qq
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install: ${missing[*]} (apt)"
-    $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "$need_promtool" -eq 1 ]; then
+    # The package also holds a Prometheus server, and its postinst starts it
+    # (init script or systemd unit) unless policy-rc.d says no: a server on
+    # port 9090 that nothing here wants. Without a policy-rc.d, one that
+    # refuses every start is put in place for the install and removed after.
+    echo "install: promtool (apt: prometheus; its server is not started)"
+    policy=/usr/sbin/policy-rc.d
+    made_policy=0
+    if [ ! -e "$policy" ]; then
+        made_policy=1
+        trap '$SUDO rm -f "$policy"' EXIT
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod 755 "$policy"
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        prometheus >/dev/null
+    if [ "$made_policy" -eq 1 ]; then
+        $SUDO rm -f "$policy"
+        trap - EXIT
+    fi
+    if [ -d /run/systemd/system ]; then
+        # Nor at the next boot.
+        $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
 fi
 
 PYTHON="${PYTHON:-python3}"
