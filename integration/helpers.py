@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 import time
@@ -316,14 +317,27 @@ def check_against_acks(acked: list[Delivered], consumed: dict[int, list],
 # ------------------------------------------------------------------ /metrics
 
 
-def scrape(http_port: int, timeout: float = 5.0) -> dict[tuple[str, frozenset], float]:
-    """GET /metrics: {(sample name, frozenset of (label, value)): value}."""
+def metrics_text(http_port: int, timeout: float = 5.0) -> str:
+    """GET /metrics: the exposition text as served."""
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=timeout) as r:
         assert r.status == 200
         assert r.headers["content-type"].startswith("text/plain")
-        text = r.read().decode()
+        return r.read().decode()
+
+
+# One label pair; the value keeps its escapes (\\, \" and \n).
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def _unescape_label(value: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
+def scrape(http_port: int, timeout: float = 5.0) -> dict[tuple[str, frozenset], float]:
+    """GET /metrics: {(sample name, frozenset of (label, value)): value}."""
+    text = metrics_text(http_port, timeout)
     out = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -332,11 +346,7 @@ def scrape(http_port: int, timeout: float = 5.0) -> dict[tuple[str, frozenset], 
         labels = frozenset()
         if "{" in head:
             name, rest = head.split("{", 1)
-            pairs = []
-            for part in rest.rstrip("}").split('",'):
-                k, v = part.split("=", 1)
-                pairs.append((k, v.strip('"')))
-            labels = frozenset(pairs)
+            labels = frozenset((k, _unescape_label(v)) for k, v in _LABEL.findall(rest))
         else:
             name = head
         key = (name, labels)
