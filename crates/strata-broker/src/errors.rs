@@ -19,6 +19,7 @@ pub fn code_for(error: &LogError) -> ResponseError {
         LogError::Io { .. }
         | LogError::Wal(_)
         | LogError::Metadata { .. }
+        | LogError::UnsupportedFormat { .. }
         | LogError::StorageUnavailable => ResponseError::KafkaStorageError,
     }
 }

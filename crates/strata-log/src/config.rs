@@ -220,11 +220,20 @@ pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), Lo
     Ok(())
 }
 
-/// The values the log acts on, resolved from a topic's overrides.
+/// The broker's own defaults for topic configs (Kafka's `log.retention.ms`
+/// and the like), by topic config name; they stand in for Kafka's
+/// defaults where set.
+pub type BrokerDefaults = std::sync::Arc<BTreeMap<String, String>>;
+
+/// The values the log acts on, resolved from a topic's overrides over the
+/// broker's defaults over Kafka's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
     pub overrides: BTreeMap<String, String>,
+    pub broker_defaults: BrokerDefaults,
     pub compact: bool,
+    /// `cleanup.policy` holds `delete`: retention applies.
+    pub delete: bool,
     pub log_append_time: bool,
     pub max_message_bytes: usize,
     pub retention_ms: i64,
@@ -233,37 +242,52 @@ pub struct TopicConfig {
 
 impl TopicConfig {
     /// Resolves overrides (already validated) over the defaults.
-    pub fn resolve(overrides: BTreeMap<String, String>) -> Self {
+    pub fn resolve(overrides: BTreeMap<String, String>, broker_defaults: &BrokerDefaults) -> Self {
         let get = |name: &str| -> String {
             overrides
                 .get(name)
+                .or_else(|| broker_defaults.get(name))
                 .cloned()
                 .or_else(|| lookup(name).map(|k| k.default.to_string()))
                 .unwrap_or_default()
         };
         let num = |name: &str| get(name).trim().parse::<i64>().unwrap_or(0);
+        let policy = get("cleanup.policy");
         TopicConfig {
-            compact: split_list(&get("cleanup.policy")).contains(&"compact"),
+            compact: split_list(&policy).contains(&"compact"),
+            delete: split_list(&policy).contains(&"delete"),
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             max_message_bytes: usize::try_from(num("max.message.bytes")).unwrap_or(0),
             retention_ms: num("retention.ms"),
             retention_bytes: num("retention.bytes"),
             overrides,
+            broker_defaults: std::sync::Arc::clone(broker_defaults),
         }
     }
 
-    /// The value of `name` and whether it is an override.
+    /// The value of `name` and whether it is an override (otherwise it is
+    /// the broker's default, or Kafka's).
     pub fn value(&self, key: &ConfigKey) -> (String, bool) {
         match self.overrides.get(key.name) {
             Some(v) => (v.clone(), true),
-            None => (key.default.to_string(), false),
+            None => (
+                self.broker_default(key.name)
+                    .unwrap_or(key.default)
+                    .to_string(),
+                false,
+            ),
         }
+    }
+
+    /// The broker's own default for `name`, where it sets one.
+    pub fn broker_default(&self, name: &str) -> Option<&str> {
+        self.broker_defaults.get(name).map(String::as_str)
     }
 }
 
 impl Default for TopicConfig {
     fn default() -> Self {
-        TopicConfig::resolve(BTreeMap::new())
+        TopicConfig::resolve(BTreeMap::new(), &BrokerDefaults::default())
     }
 }
 
@@ -298,14 +322,29 @@ mod tests {
 
     #[test]
     fn overrides_take_effect() {
-        let c = TopicConfig::resolve(BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            (
-                "message.timestamp.type".to_string(),
-                "LogAppendTime".to_string(),
-            ),
+        let broker = BrokerDefaults::new(BTreeMap::from([
+            ("retention.ms".to_string(), "1000".to_string()),
+            ("retention.bytes".to_string(), "5000".to_string()),
         ]));
+        let c = TopicConfig::resolve(
+            BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                (
+                    "message.timestamp.type".to_string(),
+                    "LogAppendTime".to_string(),
+                ),
+                ("retention.bytes".to_string(), "7".to_string()),
+            ]),
+            &broker,
+        );
         assert!(c.compact);
+        assert!(!c.delete);
         assert!(c.log_append_time);
+        // Topic overrides, then the broker's defaults, then Kafka's.
+        assert_eq!(c.retention_bytes, 7);
+        assert_eq!(c.retention_ms, 1000);
+        let key = lookup("retention.ms").unwrap();
+        assert_eq!(c.value(key), ("1000".to_string(), false));
+        assert!(TopicConfig::default().delete);
     }
 }

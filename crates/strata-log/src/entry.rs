@@ -29,15 +29,28 @@ pub struct EntryPrefix {
     pub partition: i32,
 }
 
-/// Reads the prefix of a batch entry; `None` for unknown kinds or short payloads.
-pub fn read_prefix(payload: &[u8]) -> Option<EntryPrefix> {
-    let prefix = payload.get(..PREFIX_LEN)?;
-    if prefix[0] != KIND_BATCH {
-        return None;
+/// Why an intact entry's payload cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// Written by a newer build: recovery refuses to guess what it means.
+    #[error("unknown WAL entry kind {0}")]
+    UnknownKind(u8),
+    #[error("WAL entry payload of {0} bytes is too short")]
+    Short(usize),
+}
+
+/// Reads the prefix of a batch entry.
+pub fn read_prefix(payload: &[u8]) -> Result<EntryPrefix, EntryError> {
+    let kind = *payload.first().ok_or(EntryError::Short(0))?;
+    if kind != KIND_BATCH {
+        return Err(EntryError::UnknownKind(kind));
     }
+    let prefix = payload
+        .get(..PREFIX_LEN)
+        .ok_or(EntryError::Short(payload.len()))?;
     let mut id = [0u8; 16];
     id.copy_from_slice(&prefix[1..17]);
-    Some(EntryPrefix {
+    Ok(EntryPrefix {
         topic: TopicId(id),
         partition: i32::from_be_bytes([prefix[17], prefix[18], prefix[19], prefix[20]]),
     })
@@ -55,11 +68,13 @@ mod tests {
         assert_eq!(out.len(), PREFIX_LEN);
         assert_eq!(
             read_prefix(&out),
-            Some(EntryPrefix {
+            Ok(EntryPrefix {
                 topic: id,
                 partition: 7
             })
         );
-        assert_eq!(read_prefix(&out[..10]), None);
+        assert_eq!(read_prefix(&out[..10]), Err(EntryError::Short(10)));
+        out[0] = 9;
+        assert_eq!(read_prefix(&out), Err(EntryError::UnknownKind(9)));
     }
 }

@@ -6,10 +6,14 @@
 //!
 //! - [`append`]: the group-committing WAL writer thread (offsets assigned here).
 //! - [`seal`]: seals rolled WAL segments (writes their index) and removes
-//!   the ones no partition holds any more.
+//!   the ones no partition holds any more, on the sealing thread.
+//! - [`wal_compaction`]: replaces runs of mostly dead sealed segments with
+//!   one file of their live batches, on the sealing thread.
 //! - [`segment_index`]: the index file of a sealed WAL segment.
 //! - [`partition`]: one partition's state: its batches and where they sit.
+//! - [`ledger`]: live bytes, batches and holding partitions per WAL segment.
 //! - [`read`]: reads of whole batches, and offsets for timestamps.
+//! - [`retention`]: where `retention.ms`/`retention.bytes` move a log start.
 //! - [`tail_cache`]: the most recent WAL bytes in memory, for reads.
 //! - [`producer`]: idempotent producer state (sequence checks, snapshots).
 //! - [`recovery`]: startup: loads sealed segments' indexes, scans the rest.
@@ -31,6 +35,7 @@ pub mod append;
 pub mod config;
 mod data_dir;
 pub mod entry;
+pub mod ledger;
 pub mod log_limit;
 pub mod metrics;
 pub mod partition;
@@ -40,12 +45,14 @@ pub mod producer_snapshot;
 pub mod read;
 pub mod recovery;
 pub mod registry;
+pub mod retention;
 pub mod seal;
 pub mod segment_index;
 pub mod store;
 pub mod tail_cache;
 pub mod topic;
 pub mod verify;
+pub mod wal_compaction;
 pub mod wal_health;
 
 pub use append::{Appended, PendingBatch};
@@ -81,6 +88,8 @@ pub enum LogError {
     Wal(#[from] strata_wal::WalError),
     #[error("metadata file {path} is unreadable: {reason}")]
     Metadata { path: PathBuf, reason: String },
+    #[error("{path} is in a format this build does not read: {reason}")]
+    UnsupportedFormat { path: PathBuf, reason: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0}")]

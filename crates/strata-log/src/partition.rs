@@ -8,9 +8,11 @@
 //!   read;
 //! - `next_offset >= high_watermark`; offsets between them are assigned to
 //!   batches whose WAL write is in flight;
-//! - `bytes` is the sum of the batches' lengths.
+//! - `bytes` is the sum of the batches' lengths;
+//! - the [`Ledger`] counts exactly these batches for this partition: every
+//!   change to `batches` goes through a method here that also updates it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -19,6 +21,7 @@ use strata_protocol::batch::{split_batches, BatchHeader};
 use strata_protocol::records::{for_each_record, RecordView};
 use strata_wal::{SegmentFile, SegmentId};
 
+use crate::ledger::{Holder, Ledger};
 use crate::tail_cache::TailCache;
 use crate::topic::TopicId;
 use crate::LogError;
@@ -34,6 +37,14 @@ pub struct StoredBatch {
     /// Position of the batch bytes in the segment file.
     pub position: u64,
     pub len: u32,
+}
+
+/// Where a batch's bytes sit.
+#[derive(Debug, Clone)]
+pub struct BatchLocation {
+    pub segment: SegmentId,
+    pub file: Arc<SegmentFile>,
+    pub position: u64,
 }
 
 /// The mutable state of a partition.
@@ -52,17 +63,26 @@ pub struct PartitionState {
     /// Batches below this offset are already reflected in `producers`
     /// (from the snapshot loaded at startup).
     pub producer_snapshot_offset: i64,
+    /// This partition, in the ledger.
+    pub(crate) holder: Holder,
+    pub(crate) ledger: Arc<Ledger>,
 }
 
 impl PartitionState {
     /// Adds a durable batch after the last one.
     pub fn push_batch(&mut self, batch: StoredBatch) {
         self.bytes += u64::from(batch.len);
+        self.ledger.add(batch.segment, self.holder, batch.len);
         self.batches.push_back(batch);
     }
 
     pub fn batches(&self) -> &VecDeque<StoredBatch> {
         &self.batches
+    }
+
+    /// Bytes of the batches held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Forgets every batch wholly below the log start (a batch straddling
@@ -73,14 +93,65 @@ impl PartitionState {
                 break;
             }
             self.bytes -= u64::from(front.len);
+            self.ledger.remove(front.segment, self.holder, front.len);
             self.batches.pop_front();
         }
     }
 
     /// Forgets every batch (the partition's topic is deleted).
     pub fn clear_batches(&mut self) {
+        for b in &self.batches {
+            self.ledger.remove(b.segment, self.holder, b.len);
+        }
         self.batches.clear();
         self.bytes = 0;
+    }
+
+    /// Points the batch at `base_offset` to its copy at `to`, if it is
+    /// still where `from` says (`(segment, position)`). False when the
+    /// batch is gone or was moved meanwhile: the copy is then dead.
+    pub fn relocate(
+        &mut self,
+        base_offset: i64,
+        from: (SegmentId, u64),
+        to: BatchLocation,
+    ) -> bool {
+        let at = self
+            .batches
+            .partition_point(|b| b.base_offset < base_offset);
+        let Some(batch) = self.batches.get_mut(at) else {
+            return false;
+        };
+        if batch.base_offset != base_offset || (batch.segment, batch.position) != from {
+            return false;
+        }
+        self.ledger.remove(batch.segment, self.holder, batch.len);
+        self.ledger.add(to.segment, self.holder, batch.len);
+        batch.segment = to.segment;
+        batch.file = to.file;
+        batch.position = to.position;
+        true
+    }
+
+    /// Forgets the batch at `base_offset` if it is still where `from` says
+    /// (a damaged batch that will not be copied forward); its offsets
+    /// become a gap, as in a compacted Kafka log.
+    pub fn forget_batch(&mut self, base_offset: i64, from: (SegmentId, u64)) -> bool {
+        let at = self
+            .batches
+            .partition_point(|b| b.base_offset < base_offset);
+        let found = self
+            .batches
+            .get(at)
+            .is_some_and(|b| b.base_offset == base_offset && (b.segment, b.position) == from);
+        if !found {
+            return false;
+        }
+        if let Some(batch) = self.batches.remove(at) {
+            self.bytes -= u64::from(batch.len);
+            self.ledger.remove(batch.segment, self.holder, batch.len);
+        }
+        true
     }
 
     /// The batches stored in `segment`.
@@ -89,17 +160,6 @@ impl PartitionState {
         self.batches
             .range(start..)
             .take_while(move |b| b.segment == segment)
-    }
-
-    /// Adds the WAL segments this partition's batches sit in to `out`.
-    pub fn note_segments(&self, out: &mut HashSet<SegmentId>) {
-        let mut last = None;
-        for b in &self.batches {
-            if last != Some(b.segment) {
-                out.insert(b.segment);
-                last = Some(b.segment);
-            }
-        }
     }
 
     /// Notes a durable batch's timestamp for ListOffsets' max-timestamp query.

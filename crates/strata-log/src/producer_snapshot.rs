@@ -16,8 +16,17 @@ use crate::LogError;
 
 const FILE: &str = "producers.json";
 
+/// The format version this build writes; version 1 had no `version` key.
+const VERSION: u32 = 2;
+
+fn version_one() -> u32 {
+    1
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProducerSnapshot {
+    #[serde(default = "version_one")]
+    pub version: u32,
     pub offset: i64,
     pub producers: ProducerStates,
 }
@@ -28,6 +37,7 @@ pub fn capture(state: &PartitionState) -> ProducerSnapshot {
     // Batches at or above the high watermark are not durable yet.
     producers.forget_from(state.high_watermark);
     ProducerSnapshot {
+        version: VERSION,
         offset: state.high_watermark,
         producers,
     }
@@ -46,7 +56,11 @@ pub fn save(dir: &Path, snapshot: &ProducerSnapshot) -> Result<(), LogError> {
 pub fn load(dir: &Path) -> Option<ProducerSnapshot> {
     let path = dir.join(FILE);
     let bytes = std::fs::read(&path).ok()?;
-    match serde_json::from_slice(&bytes) {
+    match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
+        Ok(snapshot) if snapshot.version > VERSION => {
+            tracing::warn!(file = %path.display(), version = snapshot.version, "producer snapshot of a newer format; ignored");
+            None
+        }
         Ok(snapshot) => Some(snapshot),
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "unreadable producer snapshot; ignored");

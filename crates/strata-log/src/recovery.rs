@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use crate::entry;
 use strata_wal::{EntryReader, NextEntry, SegmentFile, SegmentId};
 
+use crate::ledger::Ledger;
 use crate::partition::{PartitionLog, PartitionState, StoredBatch};
 use crate::registry::Registry;
 use crate::segment_index;
@@ -73,12 +74,15 @@ pub(crate) fn open_partition(
     dir: PathBuf,
     log_start: i64,
     cache: &Arc<TailCache>,
+    ledger: &Arc<Ledger>,
 ) -> Result<PartitionLog, LogError> {
     std::fs::create_dir_all(&dir).map_err(|source| LogError::Io {
         path: dir.clone(),
         source,
     })?;
     let mut state = PartitionState::default();
+    state.holder = (topic, index);
+    state.ledger = Arc::clone(ledger);
     state.log_start = log_start;
     state.next_offset = log_start;
     state.high_watermark = log_start;
@@ -106,7 +110,7 @@ pub(crate) fn replay_wal(
     direct_io: bool,
 ) -> Result<WalRecovery, LogError> {
     let mut report = RecoveryReport::default();
-    let segments = strata_wal::list_segments(wal_dir)?;
+    let segments = finish_replacements(wal_dir, strata_wal::list_segments(wal_dir)?)?;
     remove_orphan_indexes(wal_dir, &segments)?;
     let mut unsealed = Vec::new();
     let mut sealed = Vec::new();
@@ -135,6 +139,64 @@ pub(crate) fn replay_wal(
         unsealed,
         next_segment,
     })
+}
+
+/// Reads every segment's file header: refuses a format version this build
+/// does not know, and finishes a WAL compaction that a crash interrupted —
+/// the segments a replacement supersedes (its header names the first of
+/// them) are removed. Returns the segments that remain.
+fn finish_replacements(
+    wal_dir: &Path,
+    segments: Vec<(SegmentId, PathBuf)>,
+) -> Result<Vec<(SegmentId, PathBuf)>, LogError> {
+    let mut superseded = std::collections::BTreeSet::new();
+    for (id, path) in &segments {
+        match strata_wal::read_header(path)? {
+            Ok(header) => {
+                if let Some(first) = header.first_segment.filter(|first| first < id) {
+                    superseded.extend(
+                        segments
+                            .iter()
+                            .map(|(s, _)| *s)
+                            .filter(|s| (first..*id).contains(s)),
+                    );
+                }
+            }
+            Err(e @ strata_wal::HeaderError::UnknownVersion(_)) => {
+                return Err(LogError::UnsupportedFormat {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            // Scanned and removed like any file that is not a segment.
+            Err(strata_wal::HeaderError::NotASegment) => {}
+        }
+    }
+    if superseded.is_empty() {
+        return Ok(segments);
+    }
+    for id in &superseded {
+        warn!(
+            segment = id,
+            "removing a WAL segment an interrupted compaction had replaced"
+        );
+        for path in [
+            strata_wal::segment_path(wal_dir, *id),
+            segment_index::index_path(wal_dir, *id),
+        ] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LogError::Io { path, source: e })
+                }
+                _ => {}
+            }
+        }
+    }
+    strata_wal::sync_dir(wal_dir)?;
+    Ok(segments
+        .into_iter()
+        .filter(|(id, _)| !superseded.contains(id))
+        .collect())
 }
 
 /// Removes indexes whose segment is gone (a removal that crashed between
@@ -256,7 +318,7 @@ fn scan_unsealed(
         let Some(payload) = bytes.get(start..end) else {
             continue;
         };
-        if replay_entry(payload, span.payload_position, id, &file, registry) {
+        if replay_entry(payload, span.payload_position, id, &file, registry, path)? {
             report.entries_recovered += 1;
         }
     }
@@ -285,7 +347,7 @@ fn stream_unsealed(
     loop {
         match reader.next_entry()? {
             NextEntry::Entry(payload, payload_position) => {
-                if replay_entry(payload, payload_position, id, &file, registry) {
+                if replay_entry(payload, payload_position, id, &file, registry, path)? {
                     report.entries_recovered += 1;
                 }
             }
@@ -300,29 +362,33 @@ fn stream_unsealed(
     }
 }
 
-/// Adds one entry's batch to its partition; false if it was skipped.
+/// Adds one entry's batch to its partition; false if it was skipped. An
+/// intact entry of a kind this build does not know is refused: skipping
+/// it could hide records a newer build wrote.
 fn replay_entry(
     payload: &[u8],
     payload_position: u64,
     segment: SegmentId,
     file: &Arc<SegmentFile>,
     registry: &Registry,
-) -> bool {
-    let Some(prefix) = entry::read_prefix(payload) else {
-        return false;
-    };
+    path: &Path,
+) -> Result<bool, LogError> {
+    let prefix = entry::read_prefix(payload).map_err(|e| LogError::UnsupportedFormat {
+        path: path.to_path_buf(),
+        reason: format!("{e} at position {payload_position}"),
+    })?;
     let Some(partition) = registry.partition(prefix.topic, prefix.partition) else {
-        return false;
+        return Ok(false);
     };
     let batch = payload.get(entry::PREFIX_LEN..).unwrap_or_default();
     let Ok(header) = BatchHeader::parse(batch) else {
-        return false;
+        return Ok(false);
     };
     let mut st = partition.state_mut();
     // Below the log start (DeleteRecords). A batch that straddles the log
     // start is kept: its later records are live.
     if header.last_offset() < st.next_offset {
-        return false;
+        return Ok(false);
     }
     st.push_batch(StoredBatch {
         base_offset: header.base_offset,
@@ -339,5 +405,5 @@ fn replay_entry(
     if header.base_offset >= st.producer_snapshot_offset {
         st.producers.apply(&header, batch, header.base_offset);
     }
-    true
+    Ok(true)
 }

@@ -16,7 +16,7 @@
 //! index, so a crash in between leaves an index without a segment, which
 //! startup removes.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,48 +49,79 @@ pub(crate) struct Sealer {
     pub sealed: BTreeSet<SegmentId>,
     /// Set with a [`SealTask::Remove`] that found the queue full.
     pub removal_wanted: Arc<AtomicBool>,
+    pub ledger: Arc<crate::ledger::Ledger>,
+    /// Segments whose sealing failed, retried with each task.
+    pub failed: Vec<SegmentId>,
+    pub cache: Arc<crate::tail_cache::TailCache>,
+    pub direct_io: bool,
+    pub compaction: crate::wal_compaction::CompactionOptions,
 }
 
 impl Sealer {
-    /// Seals each rolled segment as it arrives and removes unheld ones,
-    /// until every sender is gone.
+    /// Seals each rolled segment as it arrives, removes unheld ones, and
+    /// compacts the WAL between tasks, until every sender is gone.
     pub fn run(mut self) {
-        let mut failed: Vec<SegmentId> = Vec::new();
-        while let Ok(task) = self.rx.recv() {
+        use std::sync::mpsc::RecvTimeoutError;
+        // Compaction also runs right after recovery.
+        let mut compact_at = std::time::Instant::now();
+        loop {
+            let wait = compact_at.saturating_duration_since(std::time::Instant::now());
+            let task = match self.rx.recv_timeout(wait) {
+                Ok(task) => Some(task),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             let mut remove = self.removal_wanted.swap(false, Ordering::AcqRel);
             match task {
-                SealTask::Seal(id) => failed.push(id),
-                SealTask::Remove => remove = true,
+                Some(SealTask::Seal(id)) => self.failed.push(id),
+                Some(SealTask::Remove) => remove = true,
+                None => {}
             }
-            failed.retain(|id| match self.seal(*id) {
-                Ok(()) => {
-                    crate::metrics::count(crate::metrics::WAL_SEGMENTS_SEALED);
-                    false
-                }
-                Err(e) => {
-                    crate::metrics::count(crate::metrics::WAL_SEAL_FAILURES);
-                    if let Some(suppressed) = SEAL_FAILED.admit() {
-                        error!(segment = id, error = %e, suppressed, "sealing failed; the segment stays unsealed and is retried on the next roll");
-                    }
-                    true
-                }
-            });
+            self.retry_seals();
             if remove {
                 self.remove_unheld();
+            }
+            if std::time::Instant::now() >= compact_at {
+                // One run at a time, so seals and removals never wait long;
+                // another run follows at once if this one did something.
+                compact_at = if self.compact_next() {
+                    self.remove_unheld();
+                    std::time::Instant::now()
+                } else {
+                    std::time::Instant::now() + self.compaction.check_interval
+                };
             }
         }
     }
 
-    fn seal(&mut self, id: SegmentId) -> Result<(), LogError> {
+    fn retry_seals(&mut self) {
+        let mut failed = std::mem::take(&mut self.failed);
+        failed.retain(|id| match self.seal(*id) {
+            Ok(()) => {
+                crate::metrics::count(crate::metrics::WAL_SEGMENTS_SEALED);
+                false
+            }
+            Err(e) => {
+                crate::metrics::count(crate::metrics::WAL_SEAL_FAILURES);
+                if let Some(suppressed) = SEAL_FAILED.admit() {
+                    error!(segment = id, error = %e, suppressed, "sealing failed; the segment stays unsealed and is retried on the next roll");
+                }
+                true
+            }
+        });
+        self.failed.extend(failed);
+    }
+
+    pub(crate) fn seal(&mut self, id: SegmentId) -> Result<(), LogError> {
         let mut batches = Vec::new();
         let mut touched = Vec::new();
-        for topic in self.registry.topics() {
-            for partition in topic.partitions() {
+        for (topic, index) in self.ledger.usage(id).holders.into_keys() {
+            if let Some(partition) = self.registry.partition(topic, index) {
                 let st = partition.state();
                 let before = batches.len();
                 batches.extend(st.batches_in(id).map(|b| IndexedBatch {
-                    topic: topic.id,
-                    partition: partition.index,
+                    topic,
+                    partition: index,
                     base_offset: b.base_offset,
                     last_offset: b.last_offset,
                     max_timestamp: b.max_timestamp,
@@ -121,18 +152,12 @@ impl Sealer {
     }
 
     /// Removes the sealed segments no partition holds a batch in.
-    fn remove_unheld(&mut self) {
-        let mut held = HashSet::new();
-        for topic in self.registry.topics() {
-            for partition in topic.partitions() {
-                partition.state().note_segments(&mut held);
-            }
-        }
+    pub(crate) fn remove_unheld(&mut self) {
         let unheld: Vec<SegmentId> = self
             .sealed
             .iter()
             .copied()
-            .filter(|id| !held.contains(id))
+            .filter(|id| !self.ledger.is_held(*id))
             .collect();
         let mut removed = HashMap::new();
         for id in unheld {

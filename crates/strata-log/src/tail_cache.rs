@@ -112,6 +112,21 @@ impl TailCache {
         (to <= chunk.data.len()).then(|| chunk.data.slice(from..to))
     }
 
+    /// Drops every chunk of `segments` (WAL compaction replaced them: the
+    /// same positions now hold other bytes).
+    pub fn forget(&self, segments: &[SegmentId]) {
+        let mut chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut dropped = 0;
+        chunks.list.retain(|c| {
+            let gone = segments.contains(&c.segment);
+            if gone {
+                dropped += c.held;
+            }
+            !gone
+        });
+        chunks.bytes -= dropped;
+    }
+
     /// `len` zeroed bytes of block-aligned memory to read into with direct
     /// I/O; freeze them to hand out views.
     pub fn read_buffer(&self, len: usize) -> BytesMut {

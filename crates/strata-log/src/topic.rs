@@ -11,7 +11,7 @@ use crate::LogError;
 
 /// A topic's 16-byte id (a random UUID), stable for the topic's life. A new
 /// topic with an old name gets a new id, so stale WAL entries never reach it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicId(pub [u8; 16]);
 
 impl TopicId {
@@ -87,10 +87,29 @@ pub struct TopicRecord {
     pub log_start_offsets: Vec<i64>,
 }
 
+/// The format version of `topics.json` this build writes. Version 1 (no
+/// `version` key) is read the same way.
+pub const META_VERSION: u32 = 2;
+
+fn version_one() -> u32 {
+    1
+}
+
 /// The whole metadata file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MetaFile {
+    #[serde(default = "version_one")]
+    pub version: u32,
     pub topics: Vec<TopicRecord>,
+}
+
+impl Default for MetaFile {
+    fn default() -> Self {
+        MetaFile {
+            version: META_VERSION,
+            topics: Vec::new(),
+        }
+    }
 }
 
 /// Where the topic metadata lives, and how it is replaced atomically.
@@ -110,14 +129,28 @@ impl MetaStore {
         self.dir.join(META_FILE)
     }
 
-    /// Reads the metadata, or an empty set on a fresh data dir.
+    /// Reads the metadata, or an empty set on a fresh data dir. A file of
+    /// a newer format version is refused.
     pub fn load(&self) -> Result<MetaFile, LogError> {
         let path = self.path();
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LogError::Metadata {
-                path,
-                reason: e.to_string(),
-            }),
+            Ok(bytes) => {
+                let meta: MetaFile =
+                    serde_json::from_slice(&bytes).map_err(|e| LogError::Metadata {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                if meta.version > META_VERSION {
+                    return Err(LogError::UnsupportedFormat {
+                        path,
+                        reason: format!(
+                            "metadata format version {} is newer than this build reads ({META_VERSION})",
+                            meta.version
+                        ),
+                    });
+                }
+                Ok(meta)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MetaFile::default()),
             Err(source) => Err(LogError::Io { path, source }),
         }
@@ -175,6 +208,7 @@ mod tests {
         let store = MetaStore::new(dir.path().to_path_buf());
         assert_eq!(store.load().unwrap(), MetaFile::default());
         let meta = MetaFile {
+            version: META_VERSION,
             topics: vec![TopicRecord {
                 name: "t".into(),
                 id: TopicId::random().to_hex(),

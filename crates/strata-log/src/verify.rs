@@ -92,7 +92,7 @@ pub fn describe_wal(path: &Path) -> Result<Vec<EntryDescription>, LogError> {
         else {
             continue;
         };
-        let (Some(prefix), Ok(header)) = (
+        let (Ok(prefix), Ok(header)) = (
             entry::read_prefix(payload),
             BatchHeader::parse(payload.get(entry::PREFIX_LEN..).unwrap_or_default()),
         ) else {
@@ -170,7 +170,16 @@ pub fn repair_wal(path: &Path) -> Result<FileCheck, LogError> {
     }
     let bytes = read(path)?;
     let scan = strata_wal::scan_segment(&bytes);
-    let mut out = strata_wal::FILE_HEADER.to_vec();
+    let id = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
+    let first = strata_wal::read_file_header(&bytes)
+        .ok()
+        .and_then(|h| h.first_segment)
+        .unwrap_or(id);
+    let mut out = strata_wal::encode_file_header(first).to_vec();
     for span in &scan.entries {
         let start = usize::try_from(span.position).unwrap_or(usize::MAX);
         let end = usize::try_from(span.payload_position + u64::from(span.payload_len))

@@ -10,28 +10,36 @@
 //! - [`segment`]: segment files on disk — naming, the appending writer, reads.
 //! - [`direct`]: appends that bypass the page cache (`O_DIRECT`).
 //! - [`reader`]: a segment's intact entries in order, through one buffer.
+//! - [`replacement`]: a segment written whole by WAL compaction, installed
+//!   over the segment it replaces with a rename.
 //!
 //! Invariants:
 //! - an entry is either read back exactly as written or reported as damaged;
 //!   damaged bytes are never returned as a payload;
 //! - segments are named by a sequence number that only grows, so their
-//!   lexical order is their write order.
+//!   lexical order is their write order; a replacement keeps its segment's
+//!   place in that order;
+//! - every file carries its format version; a version this build does not
+//!   know is refused, never guessed at.
 
 pub mod direct;
 pub mod format;
 pub mod reader;
+pub mod replacement;
 pub mod scan;
 pub mod segment;
 
 pub use format::{
-    begin_entry, checksum, encode_entry, finish_entry, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER,
+    begin_entry, checksum, encode_entry, encode_file_header, finish_entry, read_file_header,
+    FileHeader, HeaderError, OpenEntry, ENTRY_HEADER_LEN, FILE_HEADER_LEN, FORMAT_VERSION,
     MAX_PAYLOAD,
 };
 pub use reader::{EntryReader, NextEntry};
+pub use replacement::Replacement;
 pub use scan::{scan_segment, Damage, ScanResult};
 pub use segment::{
-    list_by_id, list_segments, read_at, segment_path, sync_dir, truncate, SegmentFile, SegmentId,
-    SegmentWriter,
+    list_by_id, list_segments, read_at, read_header, segment_path, sync_dir, truncate, SegmentFile,
+    SegmentId, SegmentWriter,
 };
 
 /// Errors of the WAL.

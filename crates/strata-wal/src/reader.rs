@@ -11,7 +11,9 @@
 use std::path::Path;
 
 use crate::direct::BLOCK;
-use crate::format::{entry_checksum, EntryHeader, ENTRY_HEADER_LEN, ENTRY_MAGIC, FILE_HEADER};
+use crate::format::{
+    entry_checksum, read_file_header, EntryHeader, ENTRY_HEADER_LEN, ENTRY_MAGIC, FILE_HEADER_LEN,
+};
 use crate::{SegmentFile, WalError, MAX_PAYLOAD};
 
 /// Bytes read from the file at a time.
@@ -67,13 +69,20 @@ impl EntryReader {
             capacity: 0,
             window_start: 0,
             filled: 0,
-            position: FILE_HEADER.len() as u64,
+            position: 0,
         };
         reader.grow(CHUNK);
-        if !reader.fill_to(FILE_HEADER.len())? || reader.held(0, FILE_HEADER.len()) != FILE_HEADER {
+        let head = usize::try_from(file_len).map_or(FILE_HEADER_LEN, |l| l.min(FILE_HEADER_LEN));
+        if !reader.fill_to(head)? {
             return Ok(None);
         }
-        Ok(Some(reader))
+        match read_file_header(reader.held(0, head)) {
+            Ok(header) if header.len <= head => {
+                reader.position = header.len as u64;
+                Ok(Some(reader))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The next entry.

@@ -10,7 +10,8 @@
 //!   padding of direct-I/O appends (see [`crate::direct`]), not a torn tail.
 
 use crate::format::{
-    entry_checksum, EntryHeader, ENTRY_HEADER_LEN, ENTRY_MAGIC, FILE_HEADER, MAX_PAYLOAD,
+    entry_checksum, read_file_header, EntryHeader, HeaderError, ENTRY_HEADER_LEN, ENTRY_MAGIC,
+    MAX_PAYLOAD,
 };
 
 /// Where an intact entry's payload lies in the segment.
@@ -46,15 +47,25 @@ pub struct ScanResult {
 }
 
 /// Scans a whole segment held in memory.
+///
+/// A segment of a format version this build does not know is left alone
+/// (no entries, nothing cut): recovery refuses such a data dir before it
+/// scans anything.
 pub fn scan_segment(bytes: &[u8]) -> ScanResult {
     let mut result = ScanResult::default();
-    let header_len = FILE_HEADER.len();
-    if bytes.len() < header_len || &bytes[..header_len] != FILE_HEADER {
-        result.bad_file_header = bytes.len() >= header_len;
-        result.torn_bytes = bytes.len() as u64;
-        return result;
-    }
-    let mut pos = header_len;
+    let header_len = match read_file_header(bytes) {
+        Ok(header) => header.len,
+        Err(HeaderError::NotASegment) => {
+            result.bad_file_header = bytes.len() >= crate::format::FILE_MAGIC.len();
+            result.torn_bytes = bytes.len() as u64;
+            return result;
+        }
+        Err(HeaderError::UnknownVersion(_)) => {
+            result.valid_end = bytes.len() as u64;
+            return result;
+        }
+    };
+    let mut pos = header_len.min(bytes.len());
     result.valid_end = pos as u64;
     while pos < bytes.len() {
         if let Some(span) = intact_entry_at(bytes, pos) {
@@ -130,7 +141,7 @@ mod tests {
     use crate::format::encode_entry;
 
     fn segment(payloads: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
-        let mut out = FILE_HEADER.to_vec();
+        let mut out = crate::format::encode_file_header(0).to_vec();
         let mut starts = Vec::new();
         for p in payloads {
             starts.push(out.len());
@@ -199,7 +210,7 @@ mod tests {
     fn garbage_never_panics() {
         let mut seed = 7u64;
         for len in 0..300 {
-            let mut bytes = FILE_HEADER.to_vec();
+            let mut bytes = crate::format::encode_file_header(0).to_vec();
             for _ in 0..len {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
                 bytes.push((seed >> 33) as u8);
@@ -209,8 +220,19 @@ mod tests {
     }
 
     #[test]
+    fn version_one_segments_scan_as_before() {
+        let mut bytes = crate::format::FILE_MAGIC.to_vec();
+        crate::encode_entry(&mut bytes, &[b"one"]).unwrap();
+        crate::encode_entry(&mut bytes, &[b"two"]).unwrap();
+        let r = scan_segment(&bytes);
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.entries[0].position, 8);
+        assert_eq!(r.valid_end, bytes.len() as u64);
+    }
+
+    #[test]
     fn zeros_after_the_last_entry_are_padding_not_a_torn_tail() {
-        let mut bytes = FILE_HEADER.to_vec();
+        let mut bytes = crate::format::encode_file_header(0).to_vec();
         crate::encode_entry(&mut bytes, &[b"one"]).unwrap();
         let end = bytes.len() as u64;
         bytes.resize(4096, 0);

@@ -6,7 +6,9 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::direct::DirectAppender;
-use crate::format::FILE_HEADER;
+use crate::format::{
+    encode_file_header, read_file_header, FileHeader, HeaderError, FILE_HEADER_LEN,
+};
 use crate::WalError;
 
 /// A segment's sequence number; names sort in write order.
@@ -71,7 +73,8 @@ pub struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// Creates segment `id` with its file header, durable before it returns.
+    /// Creates segment `id` with its file header (holding only its own
+    /// batches), durable before it returns.
     /// With `direct_io`, appends bypass the page cache where the file
     /// system allows it.
     pub fn create(dir: &Path, id: SegmentId, direct_io: bool) -> Result<Self, WalError> {
@@ -86,10 +89,10 @@ impl SegmentWriter {
             .append(true)
             .open(&path)
             .map_err(io)?;
-        file.write_all(FILE_HEADER).map_err(io)?;
+        file.write_all(&encode_file_header(id)).map_err(io)?;
         file.sync_all().map_err(io)?;
         sync_dir(dir)?;
-        let len = FILE_HEADER.len() as u64;
+        let len = FILE_HEADER_LEN as u64;
         let direct = if direct_io {
             DirectAppender::open(&path, len)
         } else {
@@ -123,7 +126,7 @@ impl SegmentWriter {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len <= FILE_HEADER.len() as u64
+        self.len <= FILE_HEADER_LEN as u64
     }
 
     /// The file opened for readers (with direct I/O when appends use it).
@@ -295,6 +298,23 @@ impl SegmentFile {
     }
 }
 
+/// Reads the file header of the segment at `path`: `Ok(Err(_))` when the
+/// file is there but its header is not one this build reads.
+pub fn read_header(path: &Path) -> Result<Result<FileHeader, HeaderError>, WalError> {
+    use std::io::Read;
+    let io = |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut head = Vec::with_capacity(FILE_HEADER_LEN);
+    File::open(path)
+        .map_err(io)?
+        .take(FILE_HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    Ok(read_file_header(&head))
+}
+
 /// Reads `len` bytes at `position` of an open segment or sealed file.
 pub fn read_at(file: &File, position: u64, len: usize) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
@@ -328,7 +348,9 @@ mod tests {
         encode_entry(&mut buf, &[b"world"]).unwrap();
         let at = w.append(&buf).unwrap();
         w.sync().unwrap();
-        assert_eq!(at, FILE_HEADER.len() as u64);
+        assert_eq!(at, FILE_HEADER_LEN as u64);
+        let header = read_header(w.path()).unwrap().unwrap();
+        assert_eq!(header.first_segment, Some(3));
         let bytes = std::fs::read(w.path()).unwrap();
         let r = scan_segment(&bytes);
         assert_eq!(r.entries.len(), 2);
@@ -352,7 +374,7 @@ mod tests {
             // This file system has no direct I/O: nothing to test here.
             return;
         }
-        let mut expected = FILE_HEADER.to_vec();
+        let mut expected = encode_file_header(1).to_vec();
         let mut positions = Vec::new();
         // Entries of many sizes, crossing block boundaries every way.
         for (i, len) in [1usize, 100, 4000, 4096, 5000, 10, 70_000, 3]

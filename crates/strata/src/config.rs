@@ -79,6 +79,59 @@ pub struct ServeArgs {
     /// last commit (Kafka's offsets.retention.minutes).
     #[arg(long, env = "STRATA_OFFSETS_RETENTION_MINUTES")]
     pub offsets_retention_minutes: Option<u64>,
+    /// How long a topic keeps records unless it sets retention.ms (Kafka's
+    /// log.retention.ms; -1: forever).
+    #[arg(long, env = "STRATA_LOG_RETENTION_MS", allow_hyphen_values = true)]
+    pub log_retention_ms: Option<i64>,
+    /// Bytes a partition keeps unless its topic sets retention.bytes (Kafka's
+    /// log.retention.bytes; -1: no limit).
+    #[arg(long, env = "STRATA_LOG_RETENTION_BYTES", allow_hyphen_values = true)]
+    pub log_retention_bytes: Option<i64>,
+    /// How often retention is enforced (Kafka's
+    /// log.retention.check.interval.ms).
+    #[arg(
+        long,
+        env = "STRATA_LOG_RETENTION_CHECK_INTERVAL_MS",
+        allow_hyphen_values = true
+    )]
+    pub log_retention_check_interval_ms: Option<u64>,
+    /// A sealed WAL segment whose live bytes are below this percentage of
+    /// its size is compacted (its live batches copied, its space given back).
+    #[arg(
+        long,
+        env = "STRATA_WAL_COMPACTION_LIVE_PERCENT",
+        allow_hyphen_values = true
+    )]
+    pub wal_compaction_live_percent: Option<u8>,
+    /// WAL compaction runs once such segments hold this many dead bytes...
+    #[arg(
+        long,
+        env = "STRATA_WAL_COMPACTION_DEAD_BYTES",
+        allow_hyphen_values = true
+    )]
+    pub wal_compaction_dead_bytes: Option<u64>,
+    /// ...or once one of them is this old.
+    #[arg(
+        long,
+        env = "STRATA_WAL_COMPACTION_MAX_AGE_MS",
+        allow_hyphen_values = true
+    )]
+    pub wal_compaction_max_age_ms: Option<u64>,
+    /// I/O budget of WAL compaction: bytes read and written per second (0:
+    /// no limit).
+    #[arg(
+        long,
+        env = "STRATA_WAL_COMPACTION_BYTES_PER_SEC",
+        allow_hyphen_values = true
+    )]
+    pub wal_compaction_bytes_per_sec: Option<u64>,
+    /// How often WAL compaction looks for work.
+    #[arg(
+        long,
+        env = "STRATA_WAL_COMPACTION_CHECK_INTERVAL_MS",
+        allow_hyphen_values = true
+    )]
+    pub wal_compaction_check_interval_ms: Option<u64>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -106,6 +159,14 @@ pub struct Config {
     pub group_min_session_timeout_ms: u64,
     pub group_max_session_timeout_ms: u64,
     pub offsets_retention_minutes: u64,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: u64,
+    pub wal_compaction_live_percent: u8,
+    pub wal_compaction_dead_bytes: u64,
+    pub wal_compaction_max_age_ms: u64,
+    pub wal_compaction_bytes_per_sec: u64,
+    pub wal_compaction_check_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -129,6 +190,14 @@ impl Default for Config {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
+            log_retention_ms: 604_800_000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
+            wal_compaction_live_percent: 50,
+            wal_compaction_dead_bytes: 100 * 1024 * 1024,
+            wal_compaction_max_age_ms: 7_200_000,
+            wal_compaction_bytes_per_sec: 32 * 1024 * 1024,
+            wal_compaction_check_interval_ms: 30_000,
         }
     }
 }
@@ -192,6 +261,14 @@ impl Config {
         take!(group_min_session_timeout_ms);
         take!(group_max_session_timeout_ms);
         take!(offsets_retention_minutes);
+        take!(log_retention_ms);
+        take!(log_retention_bytes);
+        take!(log_retention_check_interval_ms);
+        take!(wal_compaction_live_percent);
+        take!(wal_compaction_dead_bytes);
+        take!(wal_compaction_max_age_ms);
+        take!(wal_compaction_bytes_per_sec);
+        take!(wal_compaction_check_interval_ms);
         if args.advertised_listener.is_some() {
             config
                 .advertised_listener
@@ -250,6 +327,27 @@ impl Config {
         }
         if self.offsets_retention_minutes == 0 {
             bail!("offsets_retention_minutes: must be at least 1");
+        }
+        if self.log_retention_ms < -1 {
+            bail!(
+                "log_retention_ms: must be -1 (forever) or more, got {}",
+                self.log_retention_ms
+            );
+        }
+        if self.log_retention_bytes < -1 {
+            bail!(
+                "log_retention_bytes: must be -1 (no limit) or more, got {}",
+                self.log_retention_bytes
+            );
+        }
+        if self.log_retention_check_interval_ms == 0 || self.wal_compaction_check_interval_ms == 0 {
+            bail!("log_retention_check_interval_ms and wal_compaction_check_interval_ms: must be at least 1");
+        }
+        if self.wal_compaction_live_percent > 100 {
+            bail!(
+                "wal_compaction_live_percent: must be 0 to 100, got {}",
+                self.wal_compaction_live_percent
+            );
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!(

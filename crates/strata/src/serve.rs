@@ -68,6 +68,20 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
     Ok(file)
 }
 
+/// WAL compaction's settings from the broker's.
+pub(crate) fn wal_compaction(config: &Config) -> strata_log::wal_compaction::CompactionOptions {
+    strata_log::wal_compaction::CompactionOptions {
+        policy: strata_log::wal_compaction::CompactionPolicy {
+            live_ratio: f64::from(config.wal_compaction_live_percent) / 100.0,
+            dead_bytes: config.wal_compaction_dead_bytes,
+            max_age_ms: config.wal_compaction_max_age_ms,
+            max_output_bytes: config.wal_segment_bytes,
+        },
+        bytes_per_sec: config.wal_compaction_bytes_per_sec,
+        check_interval: Duration::from_millis(config.wal_compaction_check_interval_ms),
+    }
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&config)?;
     let metrics = metrics_endpoint::install()?;
@@ -75,6 +89,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     store_options.wal_segment_bytes = config.wal_segment_bytes;
     store_options.wal_direct_io = config.wal_direct_io;
     store_options.wal_cache_bytes = config.wal_cache_bytes;
+    store_options.topic_defaults = std::collections::BTreeMap::from([
+        (
+            "retention.ms".to_string(),
+            config.log_retention_ms.to_string(),
+        ),
+        (
+            "retention.bytes".to_string(),
+            config.log_retention_bytes.to_string(),
+        ),
+    ]);
+    store_options.retention_check_interval =
+        Duration::from_millis(config.log_retention_check_interval_ms);
+    store_options.wal_compaction = wal_compaction(&config);
     let (store, report) = tokio::task::spawn_blocking(move || LogStore::open(&store_options))
         .await
         .context("recovery task failed")?

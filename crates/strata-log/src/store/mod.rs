@@ -13,24 +13,27 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
 use crate::append::{AppendRequest, Appended, Appender, PendingBatch};
-use crate::config::{validate_overrides, TopicConfig};
+use crate::config::{validate_overrides, BrokerDefaults, TopicConfig};
 use crate::data_dir::{refuse_partition_segments, remove_leftover_tmp, remove_orphan_partitions};
+use crate::ledger::Ledger;
 use crate::partition::PartitionLog;
 use crate::recovery::{self, RecoveryReport};
 use crate::registry::{Registry, Topic};
 use crate::seal::{SealTask, Sealer};
 use crate::tail_cache::TailCache;
 use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
+use crate::wal_compaction::{CompactionOptions, CompactionPolicy};
 use crate::wal_health::WalHealth;
 use crate::LogError;
 
 mod deletion;
+mod retention;
 
 /// How the store is laid out and sized.
 #[derive(Debug, Clone)]
@@ -45,6 +48,13 @@ pub struct StoreOptions {
     pub wal_direct_io: bool,
     /// Bytes of recent WAL writes kept in memory for reads.
     pub wal_cache_bytes: usize,
+    /// The broker's defaults for topic configs (`retention.ms` and the
+    /// like), by topic config name; validated like topic overrides.
+    pub topic_defaults: BTreeMap<String, String>,
+    /// How often retention is enforced (Kafka's
+    /// `log.retention.check.interval.ms`).
+    pub retention_check_interval: Duration,
+    pub wal_compaction: CompactionOptions,
 }
 
 impl StoreOptions {
@@ -55,6 +65,18 @@ impl StoreOptions {
             append_queue: 1024,
             wal_direct_io: true,
             wal_cache_bytes: 64 * 1024 * 1024,
+            topic_defaults: BTreeMap::new(),
+            retention_check_interval: Duration::from_secs(300),
+            wal_compaction: CompactionOptions {
+                policy: CompactionPolicy {
+                    live_ratio: 0.5,
+                    dead_bytes: 100 * 1024 * 1024,
+                    max_age_ms: 2 * 3600 * 1000,
+                    max_output_bytes: 64 * 1024 * 1024,
+                },
+                bytes_per_sec: 32 * 1024 * 1024,
+                check_interval: Duration::from_secs(30),
+            },
         }
     }
 }
@@ -95,10 +117,15 @@ pub struct LogStore {
     appended: watch::Receiver<u64>,
     health: Arc<WalHealth>,
     cache: Arc<TailCache>,
+    /// Live bytes per WAL segment.
+    ledger: Arc<Ledger>,
+    topic_defaults: BrokerDefaults,
     /// Asks the sealing thread to remove segments nobody holds.
     removal: Mutex<Option<std::sync::mpsc::SyncSender<SealTask>>>,
     removal_wanted: Arc<std::sync::atomic::AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Dropped to stop the retention thread.
+    retention_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -112,6 +139,7 @@ impl LogStore {
     /// Opens (or creates) a data dir and recovers it.
     pub fn open(options: &StoreOptions) -> Result<(Arc<Self>, RecoveryReport), LogError> {
         let started = Instant::now();
+        validate_overrides(&options.topic_defaults)?;
         let meta_dir = options.data_dir.join("meta");
         let wal_dir = options.data_dir.join("wal");
         let partitions_dir = options.data_dir.join("partitions");
@@ -129,8 +157,10 @@ impl LogStore {
         let meta = MetaStore::new(meta_dir);
         let registry = Arc::new(Registry::default());
         let cache = Arc::new(TailCache::new(options.wal_cache_bytes));
+        let ledger = Arc::new(Ledger::default());
+        let topic_defaults = BrokerDefaults::new(options.topic_defaults.clone());
         for record in meta.load()?.topics {
-            let topic = open_topic(&options.data_dir, &record, &cache)?;
+            let topic = open_topic(&options.data_dir, &record, &cache, &ledger, &topic_defaults)?;
             registry.insert(Arc::new(topic));
         }
         remove_orphan_partitions(&partitions_dir, &registry);
@@ -169,6 +199,11 @@ impl LogStore {
             rx: seal_rx,
             sealed: wal.sealed.into_iter().collect(),
             removal_wanted: Arc::clone(&removal_wanted),
+            ledger: Arc::clone(&ledger),
+            failed: Vec::new(),
+            cache: Arc::clone(&cache),
+            direct_io: options.wal_direct_io,
+            compaction: options.wal_compaction,
         };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -195,12 +230,32 @@ impl LogStore {
             appended: appended_rx,
             health,
             cache,
+            ledger,
+            topic_defaults,
             removal: Mutex::new(Some(removal_tx)),
             removal_wanted,
             threads: Mutex::new(threads),
+            retention_stop: Mutex::new(None),
         };
         store.request_removal();
-        Ok((Arc::new(store), report))
+        let store = Arc::new(store);
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+        let weak = Arc::downgrade(&store);
+        let interval = options.retention_check_interval;
+        let retention = spawn(
+            "strata-retention",
+            Box::new(move || retention::run(&weak, &stop_rx, interval)),
+        )?;
+        *store
+            .retention_stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(stop_tx);
+        store
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(retention);
+        Ok((store, report))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -294,11 +349,17 @@ impl LogStore {
             return Ok(Arc::new(Topic::new(
                 record.name,
                 id,
-                TopicConfig::resolve(record.configs),
+                TopicConfig::resolve(record.configs, &self.topic_defaults),
                 Vec::new(),
             )));
         }
-        let topic = Arc::new(open_topic(&self.data_dir, &record, &self.cache)?);
+        let topic = Arc::new(open_topic(
+            &self.data_dir,
+            &record,
+            &self.cache,
+            &self.ledger,
+            &self.topic_defaults,
+        )?);
         self.registry.insert(Arc::clone(&topic));
         if let Err(e) = self.save_meta() {
             self.registry.remove(name);
@@ -370,7 +431,7 @@ impl LogStore {
         let mut added = Vec::new();
         for index in current..total {
             let dir = partition_dir(&self.data_dir, topic.id, index);
-            let log = recovery::open_partition(topic.id, index, dir, 0, &self.cache)?;
+            let log = recovery::open_partition(topic.id, index, dir, 0, &self.cache, &self.ledger)?;
             added.push(Arc::new(log));
         }
         topic.add_partitions(added);
@@ -394,7 +455,7 @@ impl LogStore {
             return Ok(());
         }
         let previous = topic.config();
-        topic.set_config(TopicConfig::resolve(overrides));
+        topic.set_config(TopicConfig::resolve(overrides, &self.topic_defaults));
         if let Err(e) = self.save_meta() {
             topic.set_config(previous);
             return Err(e);
@@ -428,11 +489,18 @@ impl LogStore {
                     .collect(),
             })
             .collect();
-        self.meta.save(&MetaFile { topics })
+        self.meta.save(&MetaFile {
+            version: crate::topic::META_VERSION,
+            topics,
+        })
     }
 
     /// Stops the append and seal threads once queued appends are durable.
     pub fn shutdown(&self) {
+        self.retention_stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         self.append_tx
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -461,6 +529,8 @@ fn open_topic(
     data_dir: &Path,
     record: &TopicRecord,
     cache: &Arc<TailCache>,
+    ledger: &Arc<Ledger>,
+    topic_defaults: &BrokerDefaults,
 ) -> Result<Topic, LogError> {
     let id = TopicId::from_hex(&record.id).ok_or_else(|| LogError::Metadata {
         path: data_dir.join("meta"),
@@ -475,13 +545,13 @@ fn open_topic(
             .unwrap_or(0);
         let dir = partition_dir(data_dir, id, index);
         partitions.push(Arc::new(recovery::open_partition(
-            id, index, dir, log_start, cache,
+            id, index, dir, log_start, cache, ledger,
         )?));
     }
     Ok(Topic::new(
         record.name.clone(),
         id,
-        TopicConfig::resolve(record.configs.clone()),
+        TopicConfig::resolve(record.configs.clone(), topic_defaults),
         partitions,
     ))
 }
