@@ -8,9 +8,10 @@
 //!     16     1  magic (2)
 //!     17     4  CRC-32C                over bytes 21..end
 //!     21     2  attributes             bits 0-2 codec, 3 timestamp type,
-//!                                      4 transactional, 5 control
+//!                                      4 transactional, 5 control,
+//!                                      6 delete horizon (KIP-534)
 //!     23     4  last offset delta
-//!     27     8  base timestamp
+//!     27     8  base timestamp         the delete horizon when bit 6 is set
 //!     35     8  max timestamp          broker-owned under LogAppendTime
 //!     43     8  producer id
 //!     51     2  producer epoch
@@ -29,10 +30,11 @@ use crate::error::BatchError;
 pub const HEADER_LEN: usize = 61;
 /// Bytes before the batch length field ends: base offset and length.
 pub const LOG_OVERHEAD: usize = 12;
-const CRC_START: usize = 21;
+pub(crate) const CRC_START: usize = 21;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
+pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// The compression codec named in a batch's attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +164,13 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// The KIP-534 delete horizon, when the log cleaner has set one: after
+    /// it, the batch's tombstones and transaction markers may be dropped.
+    /// The base timestamp holds it, and record timestamps stay relative to it.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 }
 

@@ -51,6 +51,10 @@ pub enum BatchError {
     DecompressedTooLarge(usize),
     #[error("record {index} is malformed")]
     MalformedRecord { index: i32 },
+    #[error("{0} bytes follow the last record the batch declares")]
+    TrailingBytes(usize),
+    #[error("records cannot be compressed: {0}")]
+    Compress(String),
     #[error("records {indexes:?} have no key, which a compacted topic requires")]
     MissingKeys { indexes: Vec<i32> },
 }
@@ -70,7 +74,9 @@ impl BatchError {
             | BatchError::UnknownCodec(_)
             | BatchError::Decompress(_)
             | BatchError::DecompressedTooLarge(_)
-            | BatchError::MalformedRecord { .. } => ResponseError::CorruptMessage,
+            | BatchError::MalformedRecord { .. }
+            | BatchError::TrailingBytes(_) => ResponseError::CorruptMessage,
+            BatchError::Compress(_) => ResponseError::UnknownServerError,
         }
     }
 }

@@ -10,6 +10,9 @@
 //!   and the broker-owned fields the broker stamps (base offset, log-append time).
 //! - [`records`]: decompression (gzip, snappy, lz4, zstd) and record iteration,
 //!   bounded in memory, for the checks that need record contents.
+//! - [`retain`]: dropping records from a batch as key compaction does, the
+//!   kept records byte for byte and the batch's offsets and producer fields
+//!   intact; and the KIP-534 delete horizon.
 //! - [`builder`]: encoding uncompressed batches, for tools and tests.
 //!
 //! Invariant: a batch that passes [`batch::BatchHeader::parse`] and
@@ -22,6 +25,7 @@ pub mod builder;
 pub mod error;
 pub mod frame;
 pub mod records;
+pub mod retain;
 
 pub use error::{BatchError, ProtocolError};
 pub use kafka_protocol;

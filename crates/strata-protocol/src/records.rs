@@ -50,10 +50,12 @@ fn read_capped(reader: impl Read, limit: usize) -> Result<Vec<u8>, BatchError> {
     Ok(out)
 }
 
+/// The first bytes of snappy in the xerial framing.
+pub(crate) const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
+
 /// Snappy as Kafka clients send it: raw snappy, or the xerial framing that
 /// the Java client writes (a 16-byte header, then length-prefixed blocks).
 fn snappy(payload: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
-    const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
     if !payload.starts_with(XERIAL_MAGIC) {
         return snappy_block(payload, limit);
     }
@@ -96,6 +98,13 @@ pub struct RecordView<'a> {
     pub value: Option<&'a [u8]>,
 }
 
+impl RecordView<'_> {
+    /// A record with a null value: on a compacted topic, a key's deletion.
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
 /// Decodes every record of a batch (headers are skipped).
 pub fn for_each_record(
     batch: &[u8],
@@ -126,7 +135,7 @@ pub fn for_each_record(
 }
 
 /// Reads a varint-length-prefixed byte field; `Some(None)` for a null field.
-fn bytes_field<'a>(cursor: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+pub(crate) fn bytes_field<'a>(cursor: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
     let length = varint(cursor)?;
     if length < 0 {
         return Some(None);
@@ -170,7 +179,7 @@ pub fn require_keys(batch: &[u8], header: &BatchHeader, limit: usize) -> Result<
 }
 
 /// Reads a zig-zag varint (Kafka's record encoding), advancing the cursor.
-fn varint(cursor: &mut &[u8]) -> Option<i64> {
+pub(crate) fn varint(cursor: &mut &[u8]) -> Option<i64> {
     let mut value: u64 = 0;
     for shift in (0..70).step_by(7) {
         let (&byte, rest) = cursor.split_first()?;
