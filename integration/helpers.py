@@ -105,6 +105,7 @@ def wait_closed(sock: socket.socket, timeout: float) -> bool:
 # -------------------------------------------------------------------- WAL files
 
 WAL_FILE_HEADER = b"STRATAWL"
+WAL_HEADER_TAG = b"HEAD"  # version 2 headers: 32 bytes; version 1: the magic alone
 WAL_ENTRY_MAGIC = 0x53574C45
 WAL_ENTRY_HEADER = 16  # magic u32, length u32, crc64 u64 (all little-endian)
 
@@ -121,11 +122,16 @@ class WalEntry:
         return self.payload_start + self.length
 
 
+def wal_header_len(data: bytes) -> int:
+    """Bytes of a WAL segment's file header (see docs/formats.md)."""
+    return 32 if data[8:12] == WAL_HEADER_TAG else 8
+
+
 def wal_entries(path: Path) -> list[WalEntry]:
     """Entries of an intact WAL segment, in file order (stops at a torn tail)."""
     data = Path(path).read_bytes()
     assert data[:8] == WAL_FILE_HEADER, f"{path}: bad file header {data[:8]!r}"
-    pos = 8
+    pos = wal_header_len(data)
     out = []
     while pos + WAL_ENTRY_HEADER <= len(data):
         magic, length, _crc = struct.unpack("<IIQ", data[pos:pos + WAL_ENTRY_HEADER])

@@ -53,12 +53,16 @@ def oversized_frame(port: int) -> None:
         assert helpers.wait_closed(s, 5)
 
 
-def documented_metrics() -> set[str]:
-    """Metric names in the first column of docs/metrics.md's tables."""
+def documented_metrics(all_: bool = False) -> set[str]:
+    """Metric names in the first column of docs/metrics.md's tables.
+
+    Histograms documented as appearing after their first event (a WAL
+    compaction run) are left out unless `all_`: a scrape before that event
+    has no samples of them to show."""
     names = set()
     for line in DOCS.read_text().splitlines():
         m = re.match(r"\|\s*`([a-z_]+)`\s*\|", line)
-        if m:
+        if m and (all_ or "Appears after the first" not in line):
             names.add(m.group(1))
     return names
 
@@ -143,7 +147,7 @@ def test_counters_follow_a_known_workload(broker_factory):
     # Every family served is documented, and every documented one is served.
     served = set(helpers.metric_families(broker.http_port))
     documented = documented_metrics()
-    assert served - documented == set(), f"undocumented metrics: {served - documented}"
+    assert served - documented_metrics(all_=True) == set(), f"undocumented metrics: {served - documented}"
     assert documented - served == set(), f"documented but not served: {documented - served}"
 
 
@@ -187,7 +191,7 @@ def test_dashboard_uses_only_documented_metrics():
     import json
 
     dashboard = json.loads((DOCS.parent / "grafana" / "strata-dashboard.json").read_text())
-    documented = documented_metrics()
+    documented = documented_metrics(all_=True)
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     assert len(exprs) >= 20
     used = set()

@@ -100,3 +100,40 @@ def test_verify_finds_flipped_bytes_and_repair_keeps_every_intact_message(broker
     consumed = helpers.consume_all(broker.bootstrap, topic, [0])
     got = {offset: value for (offset, _k, value, _ts) in consumed[0]}
     assert got == expected
+
+
+@pytest.mark.timeout(120)
+def test_compact_gives_back_dead_space_and_keeps_every_live_message(broker_factory):
+    broker = broker_factory(extra_args=("--wal-segment-bytes", "16384"))
+    helpers.create_topic(broker.bootstrap, "live", 1)
+    helpers.create_topic(broker.bootstrap, "dropped", 1)
+    p = Producer(helpers.producer_config(broker.bootstrap, **{"linger.ms": 0}))
+    acked = []
+    for start in range(0, 400, 20):
+        acked += helpers.produce_all(p, "live", [(b"k", b"live-%04d" % i) for i in range(start, start + 20)])
+        helpers.produce_all(p, "dropped", [(b"k", b"d" * 500) for _ in range(20)])
+    for i, d in enumerate(acked):
+        assert d.error is None
+        d.index = i
+    # Every "dropped" record goes: DeleteRecords to its end.
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4"})
+    for f in admin.delete_records([TopicPartition("dropped", 0, -1)]).values():
+        f.result(15)
+
+    # Refused while the broker holds the data dir.
+    busy = wal("compact", broker.data_dir)
+    assert busy.returncode != 0 and "in use" in busy.stderr, busy
+    assert broker.stop() == 0
+    before = sum(f.stat().st_size for f in broker.wal_files())
+    done = wal("compact", broker.data_dir, "--wal-segment-bytes", "16384")
+    assert done.returncode == 0, done.stderr
+    assert "runs (0 failed)" in done.stdout, done.stdout
+    after = sum(f.stat().st_size for f in broker.wal_files())
+    assert after < before * 0.5, (before, after, done.stdout)
+    assert wal("verify", broker.data_dir).returncode == 0
+
+    broker.start()
+    helpers.check_against_acks(acked, helpers.consume_all(broker.bootstrap, "live", [0]))
+    assert helpers.watermarks(broker.bootstrap, "dropped", [0])[0] == (400, 400)

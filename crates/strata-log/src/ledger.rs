@@ -7,8 +7,9 @@
 //! to compact — is read from here instead of scanning every batch.
 //!
 //! Invariant: for each segment, `live_bytes` and `live_batches` are the sums
-//! over the batches partitions hold in it; a segment with no live batch
-//! has no entry.
+//! over the batches partitions hold in it (a batch counted with its WAL
+//! entry's framing, so a segment of nothing but live batches has only its
+//! file header dead); a segment with no live batch has no entry.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};

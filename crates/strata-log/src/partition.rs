@@ -39,6 +39,14 @@ pub struct StoredBatch {
     pub len: u32,
 }
 
+/// Bytes a batch's WAL entry takes beyond the batch: the entry header and
+/// the payload prefix. The ledger counts whole entries.
+const ENTRY_FRAMING: u32 = (strata_wal::ENTRY_HEADER_LEN + crate::entry::PREFIX_LEN) as u32;
+
+fn entry_len(batch_len: u32) -> u32 {
+    batch_len.saturating_add(ENTRY_FRAMING)
+}
+
 /// Where a batch's bytes sit.
 #[derive(Debug, Clone)]
 pub struct BatchLocation {
@@ -72,7 +80,8 @@ impl PartitionState {
     /// Adds a durable batch after the last one.
     pub fn push_batch(&mut self, batch: StoredBatch) {
         self.bytes += u64::from(batch.len);
-        self.ledger.add(batch.segment, self.holder, batch.len);
+        self.ledger
+            .add(batch.segment, self.holder, entry_len(batch.len));
         self.batches.push_back(batch);
     }
 
@@ -93,7 +102,8 @@ impl PartitionState {
                 break;
             }
             self.bytes -= u64::from(front.len);
-            self.ledger.remove(front.segment, self.holder, front.len);
+            self.ledger
+                .remove(front.segment, self.holder, entry_len(front.len));
             self.batches.pop_front();
         }
     }
@@ -101,7 +111,7 @@ impl PartitionState {
     /// Forgets every batch (the partition's topic is deleted).
     pub fn clear_batches(&mut self) {
         for b in &self.batches {
-            self.ledger.remove(b.segment, self.holder, b.len);
+            self.ledger.remove(b.segment, self.holder, entry_len(b.len));
         }
         self.batches.clear();
         self.bytes = 0;
@@ -125,8 +135,10 @@ impl PartitionState {
         if batch.base_offset != base_offset || (batch.segment, batch.position) != from {
             return false;
         }
-        self.ledger.remove(batch.segment, self.holder, batch.len);
-        self.ledger.add(to.segment, self.holder, batch.len);
+        self.ledger
+            .remove(batch.segment, self.holder, entry_len(batch.len));
+        self.ledger
+            .add(to.segment, self.holder, entry_len(batch.len));
         batch.segment = to.segment;
         batch.file = to.file;
         batch.position = to.position;
@@ -149,7 +161,8 @@ impl PartitionState {
         }
         if let Some(batch) = self.batches.remove(at) {
             self.bytes -= u64::from(batch.len);
-            self.ledger.remove(batch.segment, self.holder, batch.len);
+            self.ledger
+                .remove(batch.segment, self.holder, entry_len(batch.len));
         }
         true
     }

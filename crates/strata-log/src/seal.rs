@@ -33,12 +33,17 @@ static SEAL_FAILED: LogLimit = LogLimit::new(std::time::Duration::from_secs(10))
 static REMOVE_FAILED: LogLimit = LogLimit::new(std::time::Duration::from_secs(10));
 
 /// Work for the sealing thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum SealTask {
     /// A rolled segment, all of whose batches are durable and published.
     Seal(SegmentId),
     /// Records or topics were deleted: remove the segments nobody holds.
     Remove,
+    /// Compact every run `policy` finds due, now; answer with what was done.
+    CompactNow(
+        crate::wal_compaction::CompactionPolicy,
+        std::sync::mpsc::Sender<crate::wal_compaction::CompactionTotals>,
+    ),
 }
 
 pub(crate) struct Sealer {
@@ -75,6 +80,12 @@ impl Sealer {
             match task {
                 Some(SealTask::Seal(id)) => self.failed.push(id),
                 Some(SealTask::Remove) => remove = true,
+                Some(SealTask::CompactNow(policy, reply)) => {
+                    self.retry_seals();
+                    self.remove_unheld();
+                    let _ = reply.send(self.compact_all(policy));
+                    continue;
+                }
                 None => {}
             }
             self.retry_seals();
@@ -84,7 +95,9 @@ impl Sealer {
             if std::time::Instant::now() >= compact_at {
                 // One run at a time, so seals and removals never wait long;
                 // another run follows at once if this one did something.
-                compact_at = if self.compact_next() {
+                let gave_back =
+                    matches!(self.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0);
+                compact_at = if gave_back {
                     self.remove_unheld();
                     std::time::Instant::now()
                 } else {

@@ -68,6 +68,20 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
     Ok(file)
 }
 
+/// The broker's settings that stand in for Kafka's topic config defaults,
+/// where they differ from those (DescribeConfigs then reports them as
+/// the broker's).
+fn topic_defaults(config: &Config) -> std::collections::BTreeMap<String, String> {
+    [
+        ("retention.ms", config.log_retention_ms.to_string()),
+        ("retention.bytes", config.log_retention_bytes.to_string()),
+    ]
+    .into_iter()
+    .filter(|(name, value)| strata_log::config::lookup(name).is_none_or(|key| key.default != value))
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
+}
+
 /// WAL compaction's settings from the broker's.
 pub(crate) fn wal_compaction(config: &Config) -> strata_log::wal_compaction::CompactionOptions {
     strata_log::wal_compaction::CompactionOptions {
@@ -89,16 +103,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     store_options.wal_segment_bytes = config.wal_segment_bytes;
     store_options.wal_direct_io = config.wal_direct_io;
     store_options.wal_cache_bytes = config.wal_cache_bytes;
-    store_options.topic_defaults = std::collections::BTreeMap::from([
-        (
-            "retention.ms".to_string(),
-            config.log_retention_ms.to_string(),
-        ),
-        (
-            "retention.bytes".to_string(),
-            config.log_retention_bytes.to_string(),
-        ),
-    ]);
+    store_options.topic_defaults = topic_defaults(&config);
     store_options.retention_check_interval =
         Duration::from_millis(config.log_retention_check_interval_ms);
     store_options.wal_compaction = wal_compaction(&config);

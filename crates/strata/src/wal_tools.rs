@@ -1,5 +1,5 @@
-//! `strata wal inspect | verify | repair`: offline tools for a stopped
-//! broker's data files.
+//! `strata wal inspect | verify | repair | compact`: offline tools for a
+//! stopped broker's data files.
 
 use std::fs::File;
 use std::io::Write;
@@ -23,6 +23,19 @@ pub enum WalCommand {
     /// Rewrite each damaged segment keeping every intact entry, remove damaged indexes
     /// (the broker rebuilds them at startup); refuses while a broker runs.
     Repair { data_dir: PathBuf },
+    /// Compact the WAL now, as the broker does in the background: segments
+    /// with dead bytes are replaced by files of their live batches; refuses
+    /// while a broker runs.
+    Compact {
+        data_dir: PathBuf,
+        /// Compact segments whose live bytes are below this percentage of
+        /// their size (100: every segment with anything dead).
+        #[arg(long, default_value_t = 100)]
+        live_percent: u8,
+        /// The broker's `wal_segment_bytes`: a compacted file holds at most this.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        wal_segment_bytes: u64,
+    },
 }
 
 /// Runs a `wal` command; `Ok(false)` means "damage found" (exit status 1).
@@ -90,7 +103,59 @@ pub fn run(command: &WalCommand) -> anyhow::Result<bool> {
             )?;
             Ok(true)
         }
+        WalCommand::Compact {
+            data_dir,
+            live_percent,
+            wal_segment_bytes,
+        } => {
+            compact(&mut out, data_dir, *live_percent, *wal_segment_bytes)?;
+            Ok(true)
+        }
     }
+}
+
+/// Opens the data dir as the broker would (recovery included) and has the
+/// sealing thread compact every due run.
+fn compact(
+    out: &mut impl Write,
+    data_dir: &Path,
+    live_percent: u8,
+    wal_segment_bytes: u64,
+) -> anyhow::Result<()> {
+    if !data_dir.join("wal").is_dir() {
+        bail!("{} is not a data dir", data_dir.display());
+    }
+    let _lock = lock(data_dir)?;
+    let before = strata_log::metrics::wal_disk_usage(data_dir);
+    let mut options = strata_log::StoreOptions::new(data_dir.to_path_buf());
+    options.wal_segment_bytes = wal_segment_bytes;
+    let (store, _) = strata_log::LogStore::open(&options).context("cannot open the data dir")?;
+    let policy = strata_log::wal_compaction::CompactionPolicy {
+        live_ratio: f64::from(live_percent.min(100)) / 100.0,
+        dead_bytes: 0,
+        max_age_ms: 0,
+        max_output_bytes: wal_segment_bytes,
+    };
+    let totals = store.compact_wal(policy);
+    store.shutdown();
+    let totals = totals?;
+    let after = strata_log::metrics::wal_disk_usage(data_dir);
+    writeln!(
+        out,
+        "{} runs ({} failed), {} bytes copied, {} bytes reclaimed; WAL {} files / {} bytes -> {} files / {} bytes",
+        totals.runs,
+        totals.failed_runs,
+        totals.copied_bytes,
+        totals.reclaimed_bytes,
+        before.0,
+        before.1,
+        after.0,
+        after.1
+    )?;
+    if totals.failed_runs > 0 {
+        bail!("a compaction run failed (see the log); the segments it touched are unchanged");
+    }
+    Ok(())
 }
 
 fn check_all(data_dir: &Path) -> anyhow::Result<Vec<FileCheck>> {

@@ -89,9 +89,14 @@ fn topic_configs(config: &strata_log::TopicConfig) -> Vec<CreatableTopicConfigs>
         .map(|key| {
             let (value, overridden) = config.value(key);
             // The source DescribeConfigs reports: its first synonym's.
-            let source = super::configs::synonyms::for_topic(key, &value, overridden)
-                .first()
-                .map_or(SOURCE_DEFAULT, |s| s.source);
+            let source = super::configs::synonyms::for_topic(
+                key,
+                &value,
+                overridden,
+                config.broker_default(key.name),
+            )
+            .first()
+            .map_or(SOURCE_DEFAULT, |s| s.source);
             CreatableTopicConfigs::default()
                 .with_name(text(key.name))
                 .with_value(Some(text(value)))

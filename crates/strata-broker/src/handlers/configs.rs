@@ -59,7 +59,12 @@ pub fn describe(
                             .filter(|key| wanted(key.name))
                             .map(|key| {
                                 let (value, overridden) = config.value(key);
-                                let synonyms = synonyms::for_topic(key, &value, overridden);
+                                let synonyms = synonyms::for_topic(
+                                    key,
+                                    &value,
+                                    overridden,
+                                    config.broker_default(key.name),
+                                );
                                 entry(
                                     key.name,
                                     value,

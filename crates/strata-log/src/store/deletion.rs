@@ -77,6 +77,25 @@ impl LogStore {
         Ok(new_start)
     }
 
+    /// Has the sealing thread compact every run of WAL segments `policy`
+    /// finds due, now, and waits for it (`strata wal compact`).
+    pub fn compact_wal(
+        &self,
+        policy: crate::wal_compaction::CompactionPolicy,
+    ) -> Result<crate::wal_compaction::CompactionTotals, LogError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let sealer = self
+            .removal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let sent = sealer.is_some_and(|tx| tx.send(SealTask::CompactNow(policy, reply)).is_ok());
+        if !sent {
+            return Err(LogError::ShuttingDown);
+        }
+        answer.recv().map_err(|_| LogError::ShuttingDown)
+    }
+
     /// Has the sealing thread remove the WAL segments no partition holds.
     pub(super) fn request_removal(&self) {
         self.removal_wanted

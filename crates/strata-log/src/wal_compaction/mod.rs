@@ -53,6 +53,15 @@ pub struct CompactionOptions {
     pub check_interval: Duration,
 }
 
+/// What compactions did, in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionTotals {
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub copied_bytes: u64,
+    pub reclaimed_bytes: u64,
+}
+
 /// One live batch being copied.
 struct Moving {
     holder: Holder,
@@ -64,32 +73,57 @@ struct Moving {
 
 /// What a run did.
 #[derive(Debug, Default)]
-struct RunOutcome {
-    copied_bytes: u64,
-    reclaimed_bytes: u64,
-    batches: usize,
-    damaged: usize,
+pub(crate) struct RunOutcome {
+    pub copied_bytes: u64,
+    pub reclaimed_bytes: u64,
+    pub batches: usize,
+    pub damaged: usize,
 }
 
 impl Sealer {
-    /// Compacts the next due run, if any; true if one was compacted (there
-    /// may be more).
-    pub(crate) fn compact_next(&mut self) -> bool {
+    /// Compacts every run `policy` finds due, one after another.
+    pub(crate) fn compact_all(&mut self, policy: CompactionPolicy) -> CompactionTotals {
+        let configured = self.compaction.policy;
+        self.compaction.policy = policy;
+        let mut totals = CompactionTotals::default();
+        loop {
+            match self.compact_next() {
+                Some(Ok(outcome)) => {
+                    totals.runs += 1;
+                    totals.copied_bytes += outcome.copied_bytes;
+                    totals.reclaimed_bytes += outcome.reclaimed_bytes;
+                    self.remove_unheld();
+                    if outcome.reclaimed_bytes == 0 {
+                        // Nothing came back: the plan would choose it again.
+                        break;
+                    }
+                }
+                Some(Err(())) => {
+                    totals.failed_runs += 1;
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.compaction.policy = configured;
+        totals
+    }
+
+    /// Compacts the next due run, if any: `None` when nothing is due.
+    pub(crate) fn compact_next(&mut self) -> Option<Result<RunOutcome, ()>> {
         let segments = match self.segment_stats() {
             Ok(segments) => segments,
             Err(e) => {
                 if let Some(suppressed) = COMPACTION_FAILED.admit() {
                     warn!(error = %e, suppressed, "cannot list WAL segments for compaction");
                 }
-                return false;
+                return None;
             }
         };
         let total: u64 = segments.iter().map(|s| s.file_bytes).sum();
         let live: u64 = segments.iter().map(|s| s.live_bytes).sum();
         metrics::set_wal_live_ratio(live, total);
-        let Some(run) = plan::next_run(&segments, &self.compaction.policy) else {
-            return false;
-        };
+        let run = plan::next_run(&segments, &self.compaction.policy)?;
         let started = Instant::now();
         match self.compact_run(&run) {
             Ok(outcome) => {
@@ -107,14 +141,14 @@ impl Sealer {
                     millis = started.elapsed().as_millis() as u64,
                     "compacted WAL segments"
                 );
-                true
+                Some(Ok(outcome))
             }
             Err(e) => {
                 metrics::count(metrics::WAL_COMPACTION_FAILURES);
                 if let Some(suppressed) = COMPACTION_FAILED.admit() {
                     error!(segments = ?run, error = %e, suppressed, "WAL compaction failed; the segments stay as they were");
                 }
-                false
+                Some(Err(()))
             }
         }
     }

@@ -45,7 +45,9 @@ impl SegmentStats {
     fn is_candidate(&self, policy: &CompactionPolicy) -> bool {
         #[allow(clippy::cast_precision_loss)]
         let below = (self.live_bytes as f64) < policy.live_ratio * self.file_bytes as f64;
-        self.sealed && self.live_bytes > 0 && self.dead_bytes() > 0 && below
+        // A file of nothing but live entries still has its header dead.
+        let header = strata_wal::FILE_HEADER_LEN as u64;
+        self.sealed && self.live_bytes > 0 && self.dead_bytes() > header && below
     }
 
     /// Whether the segment may join a run seeded by a candidate.

@@ -85,9 +85,15 @@ fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
 }
 
 /// A topic config's synonyms, most specific first: the topic's override (if
-/// any), then the broker config it falls back to. The entry's source is the
-/// first synonym's, DEFAULT_CONFIG when there is none.
-pub fn for_topic(key: &ConfigKey, value: &str, overridden: bool) -> Vec<DescribeConfigsSynonym> {
+/// any), then the broker config it falls back to — the broker's own
+/// setting (`broker_value`, where it sets one), then Kafka's default. The
+/// entry's source is the first synonym's, DEFAULT_CONFIG when there is none.
+pub fn for_topic(
+    key: &ConfigKey,
+    value: &str,
+    overridden: bool,
+    broker_value: Option<&str>,
+) -> Vec<DescribeConfigsSynonym> {
     let mut synonyms = Vec::new();
     if overridden {
         synonyms.push(synonym(key.name, value, super::super::admin::SOURCE_TOPIC));
@@ -96,6 +102,9 @@ pub fn for_topic(key: &ConfigKey, value: &str, overridden: bool) -> Vec<Describe
         .iter()
         .find(|(topic, _, _)| *topic == key.name)
     {
+        if let Some(broker_value) = broker_value {
+            synonyms.push(synonym(broker_name, broker_value, SOURCE_STATIC_BROKER));
+        }
         if CLUSTER_DEFAULTS.contains(broker_name) {
             synonyms.push(synonym(
                 broker_name,
