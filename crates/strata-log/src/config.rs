@@ -238,6 +238,13 @@ pub struct TopicConfig {
     pub max_message_bytes: usize,
     pub retention_ms: i64,
     pub retention_bytes: i64,
+    /// Key compaction: how long a tombstone stays after compaction reached
+    /// it, how young a record may be compacted, and how long one may wait.
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    /// Key compaction waits until this share of the partition is dirty.
+    pub min_cleanable_dirty_ratio_permille: u32,
 }
 
 impl TopicConfig {
@@ -260,6 +267,18 @@ impl TopicConfig {
             max_message_bytes: usize::try_from(num("max.message.bytes")).unwrap_or(0),
             retention_ms: num("retention.ms"),
             retention_bytes: num("retention.bytes"),
+            delete_retention_ms: num("delete.retention.ms"),
+            min_compaction_lag_ms: num("min.compaction.lag.ms"),
+            max_compaction_lag_ms: num("max.compaction.lag.ms"),
+            min_cleanable_dirty_ratio_permille: {
+                let ratio = get("min.cleanable.dirty.ratio")
+                    .trim()
+                    .parse::<f64>()
+                    .unwrap_or(0.5);
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let permille = (ratio.clamp(0.0, 1.0) * 1000.0).round() as u32;
+                permille
+            },
             overrides,
             broker_defaults: std::sync::Arc::clone(broker_defaults),
         }

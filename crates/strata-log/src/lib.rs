@@ -7,6 +7,8 @@
 //! - [`append`]: the group-committing WAL writer thread (offsets assigned here).
 //! - [`seal`]: seals rolled WAL segments (writes their index) and removes
 //!   the ones no partition holds any more, on the sealing thread.
+//! - [`key_compaction`]: `cleanup.policy=compact` — the newest record per
+//!   key survives — on the sealing thread, through WAL compaction's rewrite.
 //! - [`wal_compaction`]: replaces runs of mostly dead sealed segments with
 //!   one file of their live batches, on the sealing thread.
 //! - [`segment_index`]: the index file of a sealed WAL segment.
@@ -35,6 +37,7 @@ pub mod append;
 pub mod config;
 mod data_dir;
 pub mod entry;
+pub mod key_compaction;
 pub mod ledger;
 pub mod log_limit;
 pub mod metrics;

@@ -49,6 +49,11 @@ pub const WAL_COMPACTION_FAILURES: &str = "wal_compaction_failures_total";
 pub const WAL_COMPACTION_DURATION: &str = "wal_compaction_duration_seconds";
 /// Live bytes of the WAL over its bytes on disk (set by each compaction check).
 pub const WAL_LIVE_RATIO: &str = "wal_live_ratio";
+/// Key compaction passes, batches they changed, failed passes, duration.
+pub const KEY_COMPACTION_RUNS: &str = "key_compaction_runs_total";
+pub const KEY_COMPACTION_BATCHES_CHANGED: &str = "key_compaction_batches_changed_total";
+pub const KEY_COMPACTION_FAILURES: &str = "key_compaction_failures_total";
+pub const KEY_COMPACTION_DURATION: &str = "key_compaction_duration_seconds";
 /// Batches and bytes retention removed from partitions (`retention.ms`,
 /// `retention.bytes`).
 pub const RETENTION_DELETED_BATCHES: &str = "retention_deleted_batches_total";
@@ -144,6 +149,18 @@ pub fn describe() {
             "WAL compaction runs that failed; their segments stay as they were",
         ),
         (
+            KEY_COMPACTION_RUNS,
+            "Key compaction passes over a compacted partition (cleanup.policy=compact)",
+        ),
+        (
+            KEY_COMPACTION_BATCHES_CHANGED,
+            "Record batches key compaction rebuilt with fewer records or dropped",
+        ),
+        (
+            KEY_COMPACTION_FAILURES,
+            "Key compaction passes that failed; the partition is tried again later",
+        ),
+        (
             RETENTION_DELETED_BATCHES,
             "Record batches removed from partitions by retention.ms or retention.bytes",
         ),
@@ -183,6 +200,11 @@ pub fn describe() {
         WAL_COMPACTION_DURATION,
         Unit::Seconds,
         "Duration of one WAL compaction run"
+    );
+    describe_histogram!(
+        KEY_COMPACTION_DURATION,
+        Unit::Seconds,
+        "Duration of one key compaction pass over a partition"
     );
     describe_gauge!(
         WAL_LIVE_RATIO,
@@ -226,6 +248,12 @@ pub(crate) fn record_wal_compaction(duration: Duration, copied: u64, reclaimed: 
     counter!(WAL_COMPACTION_RUNS).increment(1);
     counter!(WAL_COMPACTION_BYTES_COPIED).increment(copied);
     counter!(WAL_COMPACTION_BYTES_RECLAIMED).increment(reclaimed);
+}
+
+pub(crate) fn record_key_compaction(duration: Duration, batches_changed: usize) {
+    histogram!(KEY_COMPACTION_DURATION).record(duration.as_secs_f64());
+    counter!(KEY_COMPACTION_RUNS).increment(1);
+    counter!(KEY_COMPACTION_BATCHES_CHANGED).increment(batches_changed as u64);
 }
 
 pub(crate) fn set_wal_live_ratio(live: u64, total: u64) {

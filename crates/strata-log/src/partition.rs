@@ -74,6 +74,8 @@ pub struct PartitionState {
     /// This partition, in the ledger.
     pub(crate) holder: Holder,
     pub(crate) ledger: Arc<Ledger>,
+    /// Key compaction's progress (compacted topics).
+    pub(crate) cleaner: crate::key_compaction::plan::CleanerState,
 }
 
 impl PartitionState {
@@ -117,14 +119,18 @@ impl PartitionState {
         self.bytes = 0;
     }
 
-    /// Points the batch at `base_offset` to its copy at `to`, if it is
-    /// still where `from` says (`(segment, position)`). False when the
-    /// batch is gone or was moved meanwhile: the copy is then dead.
+    /// Points the batch at `base_offset` to its copy at `to`, `len` bytes
+    /// (smaller than before when key compaction rebuilt it, with the
+    /// rebuilt batch's `max_timestamp`), if it is still where `from` says
+    /// (`(segment, position)`). False when the batch is gone or was moved
+    /// meanwhile: the copy is then dead.
     pub fn relocate(
         &mut self,
         base_offset: i64,
         from: (SegmentId, u64),
         to: BatchLocation,
+        len: u32,
+        max_timestamp: Option<i64>,
     ) -> bool {
         let at = self
             .batches
@@ -137,11 +143,15 @@ impl PartitionState {
         }
         self.ledger
             .remove(batch.segment, self.holder, entry_len(batch.len));
-        self.ledger
-            .add(to.segment, self.holder, entry_len(batch.len));
+        self.ledger.add(to.segment, self.holder, entry_len(len));
+        self.bytes = self.bytes - u64::from(batch.len) + u64::from(len);
         batch.segment = to.segment;
         batch.file = to.file;
         batch.position = to.position;
+        batch.len = len;
+        if let Some(max_timestamp) = max_timestamp {
+            batch.max_timestamp = max_timestamp;
+        }
         true
     }
 

@@ -93,11 +93,16 @@ impl Sealer {
                 self.remove_unheld();
             }
             if std::time::Instant::now() >= compact_at {
-                // One run at a time, so seals and removals never wait long;
-                // another run follows at once if this one did something.
-                let gave_back =
-                    matches!(self.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0);
-                compact_at = if gave_back {
+                // One step at a time, so seals and removals never wait
+                // long; another follows at once if this one did something.
+                // Key compaction first (one partition a step), then the WAL.
+                let progressed = match self.compact_keys_next() {
+                    Some(done) => done.is_ok(),
+                    None => {
+                        matches!(self.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0)
+                    }
+                };
+                compact_at = if progressed {
                     self.remove_unheld();
                     std::time::Instant::now()
                 } else {

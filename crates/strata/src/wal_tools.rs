@@ -142,7 +142,8 @@ fn compact(
     let after = strata_log::metrics::wal_disk_usage(data_dir);
     writeln!(
         out,
-        "{} runs ({} failed), {} bytes copied, {} bytes reclaimed; WAL {} files / {} bytes -> {} files / {} bytes",
+        "{} key compaction passes, {} runs ({} failed), {} bytes copied, {} bytes reclaimed; WAL {} files / {} bytes -> {} files / {} bytes",
+        totals.key_passes,
         totals.runs,
         totals.failed_runs,
         totals.copied_bytes,

@@ -22,26 +22,21 @@
 //! The copy is paced by an I/O budget (bytes per second).
 
 pub mod plan;
+mod rewrite;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use strata_protocol::batch::{validate_crc, BatchHeader};
-use strata_wal::{Replacement, SegmentFile, SegmentId, ENTRY_HEADER_LEN};
+use strata_wal::SegmentId;
 use tracing::{error, info, warn};
 
-use crate::entry;
-use crate::ledger::Holder;
 use crate::log_limit::LogLimit;
 use crate::metrics;
-use crate::partition::BatchLocation;
 use crate::seal::Sealer;
 use crate::LogError;
 pub use plan::{CompactionPolicy, SegmentStats};
+pub(crate) use rewrite::{Transform, Transforms};
 
 static COMPACTION_FAILED: LogLimit = LogLimit::new(Duration::from_secs(10));
-static DAMAGED: LogLimit = LogLimit::new(Duration::from_secs(10));
 
 /// WAL compaction's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,19 +51,13 @@ pub struct CompactionOptions {
 /// What compactions did, in all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CompactionTotals {
+    /// Key compaction passes (one partition each).
+    pub key_passes: u64,
+    /// WAL compaction runs.
     pub runs: u64,
     pub failed_runs: u64,
     pub copied_bytes: u64,
     pub reclaimed_bytes: u64,
-}
-
-/// One live batch being copied.
-struct Moving {
-    holder: Holder,
-    base_offset: i64,
-    from: (SegmentId, u64),
-    len: u32,
-    file: Arc<SegmentFile>,
 }
 
 /// What a run did.
@@ -81,11 +70,25 @@ pub(crate) struct RunOutcome {
 }
 
 impl Sealer {
-    /// Compacts every run `policy` finds due, one after another.
+    /// Cleans every compacted partition that is due, then compacts every
+    /// run `policy` finds due, one after another.
     pub(crate) fn compact_all(&mut self, policy: CompactionPolicy) -> CompactionTotals {
         let configured = self.compaction.policy;
         self.compaction.policy = policy;
         let mut totals = CompactionTotals::default();
+        while let Some(cleaned) = self.compact_keys_next() {
+            match cleaned {
+                Ok(outcome) => {
+                    totals.key_passes += 1;
+                    totals.copied_bytes += outcome.copied_bytes;
+                    totals.reclaimed_bytes += outcome.reclaimed_bytes;
+                }
+                Err(()) => {
+                    totals.failed_runs += 1;
+                    break;
+                }
+            }
+        }
         loop {
             match self.compact_next() {
                 Some(Ok(outcome)) => {
@@ -125,7 +128,7 @@ impl Sealer {
         metrics::set_wal_live_ratio(live, total);
         let run = plan::next_run(&segments, &self.compaction.policy)?;
         let started = Instant::now();
-        match self.compact_run(&run) {
+        match self.rewrite_run(&run, &Transforms::new()) {
             Ok(outcome) => {
                 metrics::record_wal_compaction(
                     started.elapsed(),
@@ -177,188 +180,6 @@ impl Sealer {
         Ok(out)
     }
 
-    /// The live batches of `run`, grouped by partition, in offset order.
-    fn live_batches(&self, run: &[SegmentId]) -> Vec<Moving> {
-        let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
-            return Vec::new();
-        };
-        let mut holders = std::collections::BTreeSet::new();
-        for id in run {
-            holders.extend(self.ledger.usage(*id).holders.into_keys());
-        }
-        let mut out = Vec::new();
-        for holder in holders {
-            let Some(partition) = self.registry.partition(holder.0, holder.1) else {
-                continue;
-            };
-            let st = partition.state();
-            let from = st.batches().partition_point(|b| b.segment < first);
-            for b in st.batches().range(from..) {
-                if b.segment > last {
-                    break;
-                }
-                out.push(Moving {
-                    holder,
-                    base_offset: b.base_offset,
-                    from: (b.segment, b.position),
-                    len: b.len,
-                    file: Arc::clone(&b.file),
-                });
-            }
-        }
-        out
-    }
-
-    fn compact_run(&mut self, run: &[SegmentId]) -> Result<RunOutcome, LogError> {
-        let (Some(&first), Some(&target)) = (run.first(), run.last()) else {
-            return Ok(RunOutcome::default());
-        };
-        let mut old_bytes = 0;
-        let mut covers = first;
-        for id in run {
-            let path = strata_wal::segment_path(&self.wal_dir, *id);
-            old_bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
-            if let Ok(Ok(header)) = strata_wal::read_header(&path) {
-                covers = covers.min(header.first_segment.unwrap_or(*id));
-            }
-        }
-        let moving = self.live_batches(run);
-        let mut replacement = Replacement::create(&self.wal_dir, target, covers)?;
-        let copied = match self.copy_batches(&moving, &mut replacement) {
-            Ok(copied) => copied,
-            Err(e) => {
-                replacement.discard();
-                return Err(e);
-            }
-        };
-        let written = copied.iter().filter(|c| c.is_some()).count();
-        let new_bytes = replacement.len();
-        if let Err(e) = verify_replacement(&mut replacement, written) {
-            replacement.discard();
-            return Err(e);
-        }
-        // The replacement's moment: the old index goes first, so a crash
-        // after the rename never finds an index of the old file beside it.
-        let index = crate::segment_index::index_path(&self.wal_dir, target);
-        remove_if_there(&index)?;
-        self.sealed.remove(&target);
-        strata_wal::sync_dir(&self.wal_dir)?;
-        let installed = match replacement.install() {
-            Ok(path) => path,
-            Err(e) => {
-                self.reseal(target);
-                return Err(e.into());
-            }
-        };
-        // On failure from here, partitions keep reading the old files they
-        // hold open; the replacement stays unsealed, and a restart scans it.
-        let file = Arc::new(SegmentFile::open(&installed, self.direct_io)?);
-        self.cache.forget(run);
-        let damaged = self.relocate(&moving, &copied, target, &file);
-        self.reseal(target);
-        for id in run.iter().filter(|id| **id != target) {
-            remove_if_there(&strata_wal::segment_path(&self.wal_dir, *id))?;
-            remove_if_there(&crate::segment_index::index_path(&self.wal_dir, *id))?;
-            self.sealed.remove(id);
-        }
-        strata_wal::sync_dir(&self.wal_dir)?;
-        Ok(RunOutcome {
-            copied_bytes: new_bytes,
-            reclaimed_bytes: old_bytes.saturating_sub(new_bytes),
-            batches: written,
-            damaged,
-        })
-    }
-
-    /// Copies each batch into the replacement, checked; the position of
-    /// each copy, `None` for a damaged batch.
-    fn copy_batches(
-        &self,
-        moving: &[Moving],
-        replacement: &mut Replacement,
-    ) -> Result<Vec<Option<u64>>, LogError> {
-        let started = Instant::now();
-        let mut done: u64 = 0;
-        let mut framed = Vec::new();
-        let mut prefix = Vec::with_capacity(entry::PREFIX_LEN);
-        let mut out = Vec::with_capacity(moving.len());
-        for m in moving {
-            let bytes = strata_wal::read_at(m.file.buffered(), m.from.1, m.len as usize).map_err(
-                |source| LogError::Io {
-                    path: strata_wal::segment_path(&self.wal_dir, m.from.0),
-                    source,
-                },
-            )?;
-            if !is_intact(&bytes, m) {
-                report_damage(m);
-                out.push(None);
-                continue;
-            }
-            prefix.clear();
-            entry::write_prefix(&mut prefix, m.holder.0, m.holder.1);
-            framed.clear();
-            strata_wal::encode_entry(&mut framed, &[&prefix, &bytes])
-                .ok_or(strata_wal::WalError::PayloadTooLarge(bytes.len()))?;
-            let at = replacement.append(&framed)?;
-            out.push(Some(at + (ENTRY_HEADER_LEN + entry::PREFIX_LEN) as u64));
-            done += 2 * bytes.len() as u64;
-            self.pace(started, done);
-        }
-        Ok(out)
-    }
-
-    /// Sleeps while more than the I/O budget allows has been moved.
-    fn pace(&self, started: Instant, done: u64) {
-        let rate = self.compaction.bytes_per_sec;
-        if rate == 0 {
-            return;
-        }
-        #[allow(clippy::cast_precision_loss)]
-        let due = Duration::from_secs_f64(done as f64 / rate as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            std::thread::sleep(wait);
-        }
-    }
-
-    /// Points partitions at the copies (one lock per partition); drops
-    /// damaged batches. Returns how many were damaged.
-    fn relocate(
-        &self,
-        moving: &[Moving],
-        copied: &[Option<u64>],
-        target: SegmentId,
-        file: &Arc<SegmentFile>,
-    ) -> usize {
-        let mut damaged = 0;
-        let mut at = 0;
-        while let Some(m) = moving.get(at) {
-            let end = at + moving[at..].partition_point(|n| n.holder == m.holder);
-            let Some(partition) = self.registry.partition(m.holder.0, m.holder.1) else {
-                at = end;
-                continue;
-            };
-            let mut st = partition.state_mut();
-            for (m, copy) in moving[at..end].iter().zip(&copied[at..end]) {
-                match copy {
-                    Some(position) => {
-                        let to = BatchLocation {
-                            segment: target,
-                            file: Arc::clone(file),
-                            position: *position,
-                        };
-                        st.relocate(m.base_offset, m.from, to);
-                    }
-                    None => {
-                        damaged += 1;
-                        st.forget_batch(m.base_offset, m.from);
-                    }
-                }
-            }
-            at = end;
-        }
-        damaged
-    }
-
     /// Seals `id`, or leaves it for the sealing retries.
     fn reseal(&mut self, id: SegmentId) {
         if let Err(e) = self.seal(id) {
@@ -366,55 +187,5 @@ impl Sealer {
             warn!(segment = id, error = %e, "cannot seal a compacted WAL segment; retried later");
             self.failed.push(id);
         }
-    }
-}
-
-/// Reads the synced replacement back: every entry intact, as many as
-/// were written, nothing else in it.
-fn verify_replacement(replacement: &mut Replacement, written: usize) -> Result<(), LogError> {
-    let path = replacement.sync()?.to_path_buf();
-    let bytes = std::fs::read(&path).map_err(|source| LogError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let scan = strata_wal::scan_segment(&bytes);
-    if scan.entries.len() != written || !scan.damaged.is_empty() || scan.torn_bytes > 0 {
-        return Err(LogError::Corrupt(format!(
-            "compacted segment {} reads back {} of {written} entries",
-            path.display(),
-            scan.entries.len()
-        )));
-    }
-    Ok(())
-}
-
-fn is_intact(bytes: &[u8], m: &Moving) -> bool {
-    BatchHeader::parse(bytes).is_ok_and(|h| {
-        h.base_offset == m.base_offset
-            && u32::try_from(h.total_len).is_ok_and(|len| len == m.len)
-            && validate_crc(bytes, &h).is_ok()
-    })
-}
-
-fn report_damage(m: &Moving) {
-    metrics::count(metrics::STORED_BATCHES_DAMAGED);
-    if let Some(suppressed) = DAMAGED.admit() {
-        warn!(
-            segment = m.from.0,
-            position = m.from.1,
-            base_offset = m.base_offset,
-            suppressed,
-            "stored batch failed its checksum during WAL compaction; dropped, not copied"
-        );
-    }
-}
-
-fn remove_if_there(path: &Path) -> Result<(), LogError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
     }
 }

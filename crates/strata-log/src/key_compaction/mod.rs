@@ -1,0 +1,305 @@
+//! Key compaction (`cleanup.policy=compact`), on the sealing thread: the
+//! newest record of each key survives, offsets are kept (gaps appear),
+//! order is kept.
+//!
+//! One due partition at a time ([`plan`]): the newest offset of every key
+//! in its dirty part is gathered ([`key_map`]); then every batch below the
+//! cleanable end is filtered — records superseded by a newer one of their
+//! key go, tombstones go once `delete.retention.ms` has passed since a
+//! cleaning first reached them, records of aborted transactions go, and
+//! transaction markers stay. A batch left whole is untouched; one left
+//! empty is dropped; any other is rebuilt with the kept records' bytes as
+//! the producer sent them (`strata_protocol::retain`). Each sealed segment
+//! holding a changed batch is rewritten in place by WAL compaction's
+//! machinery, so the same crash safety holds.
+//!
+//! Differences from Kafka: a tombstone's age is kept in memory (after a
+//! restart, tombstones stay another `delete.retention.ms`), not stamped
+//! into the batch (KIP-534), so untouched records keep their bytes; an
+//! idempotent producer's batch left empty is dropped, not kept empty (its
+//! state is in the producer snapshots); markers are never removed.
+
+pub mod key_map;
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_protocol::batch::{validate_crc, BatchHeader};
+use strata_protocol::records::for_each_record;
+use strata_protocol::retain::{retain_records, Retained};
+use strata_wal::{SegmentFile, SegmentId};
+use tracing::{debug, error};
+
+use crate::config::TopicConfig;
+use crate::log_limit::LogLimit;
+use crate::metrics;
+use crate::partition::{PartitionLog, DECOMPRESS_LIMIT};
+use crate::producer::AbortedTxn;
+use crate::seal::Sealer;
+use crate::wal_compaction::{RunOutcome, Transform, Transforms};
+use crate::LogError;
+use key_map::KeyMap;
+use plan::{BatchFacts, CleanerState, CompactSettings};
+
+/// Memory for the keys of one cleaning.
+const KEY_MAP_BYTES: usize = 64 * 1024 * 1024;
+
+static CLEANING_FAILED: LogLimit = LogLimit::new(Duration::from_secs(10));
+
+/// One batch below the cleanable end.
+struct Batch {
+    base_offset: i64,
+    last_offset: i64,
+    segment: SegmentId,
+    position: u64,
+    len: u32,
+    file: Arc<SegmentFile>,
+}
+
+impl Sealer {
+    /// Cleans the first compacted partition that is due, if any.
+    pub(crate) fn compact_keys_next(&mut self) -> Option<Result<RunOutcome, ()>> {
+        let now = crate::append::now_ms();
+        for topic in self.registry.topics() {
+            let config = topic.config();
+            if !config.compact {
+                continue;
+            }
+            for partition in topic.partitions() {
+                let Some(end) = self.due(&partition, &config, now) else {
+                    continue;
+                };
+                let started = Instant::now();
+                return Some(match self.clean(&partition, &config, end, now) {
+                    Ok(outcome) => {
+                        metrics::record_key_compaction(started.elapsed(), outcome.batches_changed);
+                        debug!(topic = %topic.name, partition = partition.index, end, changed = outcome.batches_changed, "key compaction pass");
+                        Ok(outcome.rewrite)
+                    }
+                    Err(e) => {
+                        metrics::count(metrics::KEY_COMPACTION_FAILURES);
+                        if let Some(suppressed) = CLEANING_FAILED.admit() {
+                            error!(topic = %topic.name, partition = partition.index, error = %e, suppressed, "key compaction failed; retried later");
+                        }
+                        Err(())
+                    }
+                });
+            }
+        }
+        None
+    }
+
+    fn due(&self, partition: &PartitionLog, config: &TopicConfig, now: i64) -> Option<i64> {
+        let st = partition.state();
+        let facts: Vec<BatchFacts> = st
+            .batches()
+            .iter()
+            .map(|b| BatchFacts {
+                base_offset: b.base_offset,
+                last_offset: b.last_offset,
+                max_timestamp: b.max_timestamp,
+                len: u64::from(b.len),
+                sealed: self.sealed.contains(&b.segment),
+            })
+            .collect();
+        let stable_end = st.producers.last_stable_offset(st.high_watermark);
+        let settings = CompactSettings {
+            min_dirty_permille: config.min_cleanable_dirty_ratio_permille,
+            min_lag_ms: config.min_compaction_lag_ms,
+            max_lag_ms: config.max_compaction_lag_ms,
+        };
+        plan::cleanable_end(&facts, stable_end, &st.cleaner, settings, now)
+    }
+
+    fn clean(
+        &mut self,
+        partition: &PartitionLog,
+        config: &TopicConfig,
+        end: i64,
+        now: i64,
+    ) -> Result<Cleaned, LogError> {
+        let (batches, aborted, cleaner) = {
+            let st = partition.state();
+            let batches: Vec<Batch> = st
+                .batches()
+                .iter()
+                .take_while(|b| b.last_offset < end)
+                .map(|b| Batch {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    segment: b.segment,
+                    position: b.position,
+                    len: b.len,
+                    file: Arc::clone(&b.file),
+                })
+                .collect();
+            let aborted = st.producers.aborted_between(st.log_start, end);
+            (batches, aborted, st.cleaner.clone())
+        };
+        let (keys, end) = self.newest_offsets(&batches, &aborted, cleaner.cleaned_to, end)?;
+        let holder = (partition.topic, partition.index);
+        let mut by_segment: BTreeMap<SegmentId, Transforms> = BTreeMap::new();
+        let mut next_expiry: Option<i64> = None;
+        let filter = Filter {
+            keys: &keys,
+            aborted: &aborted,
+            cleaner: &cleaner,
+            delete_retention_ms: config.delete_retention_ms,
+            now,
+        };
+        for batch in batches.iter().take_while(|b| b.last_offset < end) {
+            let Some(bytes) = read_checked(batch) else {
+                continue;
+            };
+            let (transform, expiry) = filter.apply(&bytes)?;
+            next_expiry = match (next_expiry, expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(transform) = transform {
+                by_segment
+                    .entry(batch.segment)
+                    .or_default()
+                    .insert((holder, batch.base_offset), transform);
+            }
+        }
+        let mut cleaned = Cleaned::default();
+        for (segment, transforms) in &by_segment {
+            if !self.sealed.contains(segment) {
+                continue;
+            }
+            let outcome = self.rewrite_run(&[*segment], transforms)?;
+            cleaned.batches_changed += transforms.len();
+            cleaned.rewrite.copied_bytes += outcome.copied_bytes;
+            cleaned.rewrite.reclaimed_bytes += outcome.reclaimed_bytes;
+            cleaned.rewrite.batches += outcome.batches;
+            cleaned.rewrite.damaged += outcome.damaged;
+        }
+        partition
+            .state_mut()
+            .cleaner
+            .record_pass(end, now, next_expiry);
+        Ok(cleaned)
+    }
+
+    /// The newest offset of each key in the dirty batches (from
+    /// `cleaned_to`), and where the cleaning ends: earlier than `end` if
+    /// the keys would overflow their memory.
+    fn newest_offsets(
+        &self,
+        batches: &[Batch],
+        aborted: &[AbortedTxn],
+        cleaned_to: i64,
+        end: i64,
+    ) -> Result<(KeyMap, i64), LogError> {
+        let mut keys = KeyMap::new(KEY_MAP_BYTES);
+        for batch in batches.iter().filter(|b| b.base_offset >= cleaned_to) {
+            let Some(bytes) = read_checked(batch) else {
+                continue;
+            };
+            let Ok(header) = BatchHeader::parse(&bytes) else {
+                continue;
+            };
+            if header.is_control() || is_aborted(&header, aborted) {
+                continue;
+            }
+            let records = usize::try_from(header.record_count).unwrap_or(0);
+            if !keys.has_room_for(bytes.len(), records) {
+                return Ok((keys, batch.base_offset.min(end)));
+            }
+            for_each_record(&bytes, &header, DECOMPRESS_LIMIT, |r| {
+                if let Some(key) = r.key {
+                    keys.insert(key, r.offset);
+                }
+            })
+            .map_err(|e| {
+                LogError::Corrupt(format!("batch at offset {}: {e}", batch.base_offset))
+            })?;
+        }
+        Ok((keys, end))
+    }
+}
+
+/// What one partition's cleaning did.
+#[derive(Debug, Default)]
+struct Cleaned {
+    rewrite: RunOutcome,
+    batches_changed: usize,
+}
+
+/// The per-batch decision of one cleaning.
+struct Filter<'a> {
+    keys: &'a KeyMap,
+    aborted: &'a [AbortedTxn],
+    cleaner: &'a CleanerState,
+    delete_retention_ms: i64,
+    now: i64,
+}
+
+impl Filter<'_> {
+    /// What becomes of a batch (`None`: untouched), and when the earliest
+    /// tombstone it keeps may go.
+    fn apply(&self, bytes: &[u8]) -> Result<(Option<Transform>, Option<i64>), LogError> {
+        let header = BatchHeader::parse(bytes).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        if header.is_control() {
+            return Ok((None, None));
+        }
+        if is_aborted(&header, self.aborted) {
+            return Ok((Some(Transform::Drop), None));
+        }
+        let mut expiry: Option<i64> = None;
+        let retained = retain_records(bytes, &header, DECOMPRESS_LIMIT, |r| {
+            let Some(key) = r.key else {
+                return true;
+            };
+            if self
+                .keys
+                .latest(key)
+                .is_some_and(|newest| newest > r.offset)
+            {
+                return false;
+            }
+            if !r.is_tombstone() {
+                return true;
+            }
+            let reached = self.cleaner.reached_at(r.offset).unwrap_or(self.now);
+            let goes_at = reached.saturating_add(self.delete_retention_ms);
+            if goes_at <= self.now {
+                return false;
+            }
+            expiry = Some(expiry.map_or(goes_at, |e| e.min(goes_at)));
+            true
+        })
+        .map_err(|e| LogError::Corrupt(format!("batch at offset {}: {e}", header.base_offset)))?;
+        let transform = match retained {
+            Retained::All => None,
+            Retained::None => Some(Transform::Drop),
+            Retained::Some(rebuilt) => Some(Transform::Replace(rebuilt)),
+        };
+        Ok((transform, expiry))
+    }
+}
+
+/// Whether a transactional batch belongs to an aborted transaction.
+fn is_aborted(header: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    header.is_transactional()
+        && aborted.iter().any(|a| {
+            a.producer_id == header.producer_id
+                && a.first_offset <= header.base_offset
+                && header.base_offset < a.last_offset
+        })
+}
+
+/// The batch's bytes if they are intact (a damaged batch is left for the
+/// rewrite, which reports and drops it).
+fn read_checked(batch: &Batch) -> Option<Vec<u8>> {
+    let bytes =
+        strata_wal::read_at(batch.file.buffered(), batch.position, batch.len as usize).ok()?;
+    let header = BatchHeader::parse(&bytes).ok()?;
+    (header.base_offset == batch.base_offset
+        && header.last_offset() == batch.last_offset
+        && validate_crc(&bytes, &header).is_ok())
+    .then_some(bytes)
+}

@@ -1,0 +1,337 @@
+//! Rewriting a run of sealed segments into one replacement file (the steps
+//! and their crash safety are in the [module doc](super)). Each live batch
+//! is copied as it is, or — for key compaction — dropped or replaced by a
+//! rebuilt batch covering the same offsets ([`Transform`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_protocol::batch::{validate_crc, BatchHeader};
+use strata_wal::{Replacement, SegmentFile, SegmentId, ENTRY_HEADER_LEN};
+use tracing::warn;
+
+use super::RunOutcome;
+use crate::entry;
+use crate::ledger::Holder;
+use crate::log_limit::LogLimit;
+use crate::metrics;
+use crate::partition::BatchLocation;
+use crate::seal::Sealer;
+use crate::LogError;
+
+static DAMAGED: LogLimit = LogLimit::new(Duration::from_secs(10));
+
+/// What a rewrite does with a batch instead of copying it as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Transform {
+    /// Left out: its offsets become a gap.
+    Drop,
+    /// Replaced by this batch (same base offset and offset range).
+    Replace(Vec<u8>),
+}
+
+/// Transforms by partition and base offset.
+pub(crate) type Transforms = HashMap<(Holder, i64), Transform>;
+
+/// One live batch of the run.
+struct Moving {
+    holder: Holder,
+    base_offset: i64,
+    from: (SegmentId, u64),
+    len: u32,
+    file: Arc<SegmentFile>,
+}
+
+/// Where a batch went.
+enum Copied {
+    /// Written at `position`, `len` bytes; `max_timestamp` when rebuilt.
+    At {
+        position: u64,
+        len: u32,
+        max_timestamp: Option<i64>,
+    },
+    /// Left out by a transform.
+    Dropped,
+    /// Failed its checksum: reported, left out.
+    Damaged,
+}
+
+impl Sealer {
+    /// Replaces `run` (adjacent sealed segments, oldest first) with one
+    /// file of its live batches, transformed as `transforms` says.
+    pub(crate) fn rewrite_run(
+        &mut self,
+        run: &[SegmentId],
+        transforms: &Transforms,
+    ) -> Result<RunOutcome, LogError> {
+        let (Some(&first), Some(&target)) = (run.first(), run.last()) else {
+            return Ok(RunOutcome::default());
+        };
+        let mut old_bytes = 0;
+        let mut covers = first;
+        for id in run {
+            let path = strata_wal::segment_path(&self.wal_dir, *id);
+            old_bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+            if let Ok(Ok(header)) = strata_wal::read_header(&path) {
+                covers = covers.min(header.first_segment.unwrap_or(*id));
+            }
+        }
+        let moving = self.live_batches(run);
+        let mut replacement = Replacement::create(&self.wal_dir, target, covers)?;
+        let copied = match self.copy_batches(&moving, transforms, &mut replacement) {
+            Ok(copied) => copied,
+            Err(e) => {
+                replacement.discard();
+                return Err(e);
+            }
+        };
+        let written = copied
+            .iter()
+            .filter(|c| matches!(c, Copied::At { .. }))
+            .count();
+        let new_bytes = replacement.len();
+        if let Err(e) = verify_replacement(&mut replacement, written) {
+            replacement.discard();
+            return Err(e);
+        }
+        // The replacement's moment: the old index goes first, so a crash
+        // after the rename never finds an index of the old file beside it.
+        let index = crate::segment_index::index_path(&self.wal_dir, target);
+        remove_if_there(&index)?;
+        self.sealed.remove(&target);
+        strata_wal::sync_dir(&self.wal_dir)?;
+        let installed = match replacement.install() {
+            Ok(path) => path,
+            Err(e) => {
+                self.reseal(target);
+                return Err(e.into());
+            }
+        };
+        // On failure from here, partitions keep reading the old files they
+        // hold open; the replacement stays unsealed, and a restart scans it.
+        let file = Arc::new(SegmentFile::open(&installed, self.direct_io)?);
+        self.cache.forget(run);
+        let damaged = self.relocate(&moving, &copied, target, &file);
+        self.reseal(target);
+        for id in run.iter().filter(|id| **id != target) {
+            remove_if_there(&strata_wal::segment_path(&self.wal_dir, *id))?;
+            remove_if_there(&crate::segment_index::index_path(&self.wal_dir, *id))?;
+            self.sealed.remove(id);
+        }
+        strata_wal::sync_dir(&self.wal_dir)?;
+        Ok(RunOutcome {
+            copied_bytes: new_bytes,
+            reclaimed_bytes: old_bytes.saturating_sub(new_bytes),
+            batches: written,
+            damaged,
+        })
+    }
+
+    /// The live batches of `run`, grouped by partition, in offset order.
+    fn live_batches(&self, run: &[SegmentId]) -> Vec<Moving> {
+        let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+            return Vec::new();
+        };
+        let mut holders = std::collections::BTreeSet::new();
+        for id in run {
+            holders.extend(self.ledger.usage(*id).holders.into_keys());
+        }
+        let mut out = Vec::new();
+        for holder in holders {
+            let Some(partition) = self.registry.partition(holder.0, holder.1) else {
+                continue;
+            };
+            let st = partition.state();
+            let from = st.batches().partition_point(|b| b.segment < first);
+            for b in st.batches().range(from..) {
+                if b.segment > last {
+                    break;
+                }
+                out.push(Moving {
+                    holder,
+                    base_offset: b.base_offset,
+                    from: (b.segment, b.position),
+                    len: b.len,
+                    file: Arc::clone(&b.file),
+                });
+            }
+        }
+        out
+    }
+
+    /// Copies each batch into the replacement, checked, or transformed.
+    fn copy_batches(
+        &self,
+        moving: &[Moving],
+        transforms: &Transforms,
+        replacement: &mut Replacement,
+    ) -> Result<Vec<Copied>, LogError> {
+        let started = Instant::now();
+        let mut done: u64 = 0;
+        let mut framed = Vec::new();
+        let mut prefix = Vec::with_capacity(entry::PREFIX_LEN);
+        let mut out = Vec::with_capacity(moving.len());
+        for m in moving {
+            let bytes = strata_wal::read_at(m.file.buffered(), m.from.1, m.len as usize).map_err(
+                |source| LogError::Io {
+                    path: strata_wal::segment_path(&self.wal_dir, m.from.0),
+                    source,
+                },
+            )?;
+            done += bytes.len() as u64;
+            if !is_intact(&bytes, m.base_offset, Some(m.len)) {
+                report_damage(m);
+                out.push(Copied::Damaged);
+                continue;
+            }
+            let (batch, max_timestamp) = match transforms.get(&(m.holder, m.base_offset)) {
+                None => (bytes.as_slice(), None),
+                Some(Transform::Drop) => {
+                    out.push(Copied::Dropped);
+                    continue;
+                }
+                Some(Transform::Replace(rebuilt)) => {
+                    let header = BatchHeader::parse(rebuilt)
+                        .ok()
+                        .filter(|_| is_intact(rebuilt, m.base_offset, None))
+                        .ok_or_else(|| {
+                            LogError::Corrupt(format!(
+                                "a rebuilt batch at offset {} does not check",
+                                m.base_offset
+                            ))
+                        })?;
+                    (rebuilt.as_slice(), Some(header.max_timestamp))
+                }
+            };
+            prefix.clear();
+            entry::write_prefix(&mut prefix, m.holder.0, m.holder.1);
+            framed.clear();
+            strata_wal::encode_entry(&mut framed, &[&prefix, batch])
+                .ok_or(strata_wal::WalError::PayloadTooLarge(batch.len()))?;
+            let at = replacement.append(&framed)?;
+            out.push(Copied::At {
+                position: at + (ENTRY_HEADER_LEN + entry::PREFIX_LEN) as u64,
+                len: u32::try_from(batch.len())
+                    .map_err(|_| strata_wal::WalError::PayloadTooLarge(batch.len()))?,
+                max_timestamp,
+            });
+            done += batch.len() as u64;
+            self.pace(started, done);
+        }
+        Ok(out)
+    }
+
+    /// Sleeps while more than the I/O budget allows has been moved.
+    fn pace(&self, started: Instant, done: u64) {
+        let rate = self.compaction.bytes_per_sec;
+        if rate == 0 {
+            return;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let due = Duration::from_secs_f64(done as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Points partitions at the copies (one lock per partition); forgets
+    /// dropped and damaged batches. Returns how many were damaged.
+    fn relocate(
+        &self,
+        moving: &[Moving],
+        copied: &[Copied],
+        target: SegmentId,
+        file: &Arc<SegmentFile>,
+    ) -> usize {
+        let mut damaged = 0;
+        let mut at = 0;
+        while let Some(m) = moving.get(at) {
+            let end = at + moving[at..].partition_point(|n| n.holder == m.holder);
+            let Some(partition) = self.registry.partition(m.holder.0, m.holder.1) else {
+                at = end;
+                continue;
+            };
+            let mut st = partition.state_mut();
+            for (m, copy) in moving[at..end].iter().zip(&copied[at..end]) {
+                match copy {
+                    Copied::At {
+                        position,
+                        len,
+                        max_timestamp,
+                    } => {
+                        let to = BatchLocation {
+                            segment: target,
+                            file: Arc::clone(file),
+                            position: *position,
+                        };
+                        st.relocate(m.base_offset, m.from, to, *len, *max_timestamp);
+                    }
+                    Copied::Dropped => {
+                        st.forget_batch(m.base_offset, m.from);
+                    }
+                    Copied::Damaged => {
+                        damaged += 1;
+                        st.forget_batch(m.base_offset, m.from);
+                    }
+                }
+            }
+            at = end;
+        }
+        damaged
+    }
+}
+
+/// Reads the synced replacement back: every entry intact, as many as
+/// were written, nothing else in it.
+fn verify_replacement(replacement: &mut Replacement, written: usize) -> Result<(), LogError> {
+    let path = replacement.sync()?.to_path_buf();
+    let bytes = std::fs::read(&path).map_err(|source| LogError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let scan = strata_wal::scan_segment(&bytes);
+    if scan.entries.len() != written || !scan.damaged.is_empty() || scan.torn_bytes > 0 {
+        return Err(LogError::Corrupt(format!(
+            "compacted segment {} reads back {} of {written} entries",
+            path.display(),
+            scan.entries.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `bytes` are an intact batch at `base_offset` (of `len` bytes,
+/// when given).
+fn is_intact(bytes: &[u8], base_offset: i64, len: Option<u32>) -> bool {
+    BatchHeader::parse(bytes).is_ok_and(|h| {
+        h.base_offset == base_offset
+            && len.is_none_or(|len| u32::try_from(h.total_len).is_ok_and(|l| l == len))
+            && h.total_len == bytes.len()
+            && validate_crc(bytes, &h).is_ok()
+    })
+}
+
+fn report_damage(m: &Moving) {
+    metrics::count(metrics::STORED_BATCHES_DAMAGED);
+    if let Some(suppressed) = DAMAGED.admit() {
+        warn!(
+            segment = m.from.0,
+            position = m.from.1,
+            base_offset = m.base_offset,
+            suppressed,
+            "stored batch failed its checksum during WAL compaction; dropped, not copied"
+        );
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
