@@ -64,9 +64,6 @@ pub struct GroupCoordinator {
     options: CoordinatorOptions,
 }
 
-/// Records per batch when the live offsets are rewritten.
-const REWRITE_BATCH_RECORDS: usize = 500;
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -121,9 +118,6 @@ impl GroupCoordinator {
             if now.duration_since(last_expiry) > Duration::from_secs(60) {
                 last_expiry = now;
                 self.expire_offsets().await;
-                if let Err(e) = self.rewrite_offsets().await {
-                    warn!(error = %e, "cannot rewrite the committed offsets forward");
-                }
             }
         }
     }
@@ -356,10 +350,22 @@ impl GroupCoordinator {
                 return ResponseError::GroupIdNotFound.code();
             }
         }
-        let change = OffsetChange::DeleteGroup {
+        // A tombstone for each offset, then one for the group: the offsets
+        // topic is compacted by key, so each key needs its own.
+        let mut changes: Vec<OffsetChange> = lock(&self.offsets)
+            .group(group_id)
+            .into_iter()
+            .map(|(topic, partition, _)| OffsetChange::Commit {
+                group: group_id.to_string(),
+                topic,
+                partition,
+                value: None,
+            })
+            .collect();
+        changes.push(OffsetChange::DeleteGroup {
             group: group_id.to_string(),
-        };
-        match self.write(vec![change]).await {
+        });
+        match self.write(changes).await {
             Ok(()) => {
                 lock(&self.groups).remove(group_id);
                 0
@@ -398,39 +404,6 @@ impl GroupCoordinator {
         self.write(changes)
             .await
             .map_err(|_| ResponseError::KafkaStorageError.code())
-    }
-
-    /// Rewrites the live committed offsets at the end of the offsets topic
-    /// and moves its log start there, when superseded commits hold it (see
-    /// [`strata_log::rewrite_is_due`]): the topic stays as small as the
-    /// live state, and the WAL segments only old commits held are freed.
-    /// Commits wait meanwhile (one group commit). `true` if it rewrote.
-    pub async fn rewrite_offsets(&self) -> Result<bool, GroupError> {
-        let _exclusive = self.write_order.write().await;
-        let (log_start, high_watermark) = self.offsets_partition.bounds();
-        let live = lock(&self.offsets).commits();
-        if !strata_log::rewrite_is_due(high_watermark - log_start, live.len()) {
-            return Ok(false);
-        }
-        let batches = live
-            .chunks(REWRITE_BATCH_RECORDS)
-            .map(encode_batch)
-            .collect();
-        let new_start = self
-            .store
-            .rewrite_forward(&self.offsets_partition, batches)
-            .await?;
-        let count = live.len();
-        let mut offsets = lock(&self.offsets);
-        for (i, change) in live.into_iter().enumerate() {
-            offsets.apply(change, new_start + i64::try_from(i).unwrap_or(0));
-        }
-        info!(
-            live = count,
-            dropped = new_start - log_start,
-            "committed offsets rewritten forward"
-        );
-        Ok(true)
     }
 
     /// Removes offsets of member-less groups older than the retention.

@@ -68,16 +68,6 @@ pub use topic::TopicId;
 
 use std::path::PathBuf;
 
-/// Whether an internal topic holding `records_in_log` records, `live` of
-/// them current, is due a [`LogStore::rewrite_forward`]: when anything is
-/// superseded (superseded records hold WAL segments), as long as the
-/// rewrite is small or at most as large as what it drops.
-pub fn rewrite_is_due(records_in_log: i64, live: usize) -> bool {
-    let live = i64::try_from(live).unwrap_or(i64::MAX);
-    let superseded = records_in_log.saturating_sub(live);
-    superseded > 0 && (live <= 10_000 || superseded >= live)
-}
-
 /// Errors of the log layer.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {

@@ -75,17 +75,10 @@ impl TransactionCoordinator {
     pub async fn run_clock(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.finish_prepared().await;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut last_rewrite = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
-            }
-            if last_rewrite.elapsed() > Duration::from_secs(60) {
-                last_rewrite = std::time::Instant::now();
-                if let Err(e) = self.rewrite_states().await {
-                    warn!(error = %e, "cannot rewrite the transaction states forward");
-                }
             }
             let now = now_ms();
             let mut txns = self.txns.lock().await;
@@ -418,34 +411,6 @@ impl TransactionCoordinator {
         self.persist(id, state).await
     }
 
-    /// Rewrites every transactional id's latest state at the end of the
-    /// state topic and moves its log start there, when superseded states
-    /// hold it (see [`strata_log::rewrite_is_due`]): the topic stays as small
-    /// as the live state, and the WAL segments only old states held are
-    /// freed. `true` if it rewrote.
-    pub async fn rewrite_states(&self) -> std::result::Result<bool, TxnError> {
-        let txns = self.txns.lock().await;
-        let (log_start, high_watermark) = self.state_partition.bounds();
-        if !strata_log::rewrite_is_due(high_watermark - log_start, txns.len()) {
-            return Ok(false);
-        }
-        let states: Vec<(&String, &TxnState)> = txns.iter().collect();
-        let mut batches = Vec::new();
-        for chunk in states.chunks(REWRITE_BATCH_RECORDS) {
-            batches.push(encode_batch(chunk)?);
-        }
-        let new_start = self
-            .store
-            .rewrite_forward(&self.state_partition, batches)
-            .await?;
-        info!(
-            live = txns.len(),
-            dropped = new_start - log_start,
-            "transaction states rewritten forward"
-        );
-        Ok(true)
-    }
-
     async fn persist(&self, id: &str, state: &TxnState) -> std::result::Result<(), TxnError> {
         let id = id.to_string();
         let pending = PendingBatch {
@@ -460,9 +425,6 @@ impl TransactionCoordinator {
         }
     }
 }
-
-/// Records per batch when the live states are rewritten.
-const REWRITE_BATCH_RECORDS: usize = 500;
 
 /// One batch of state-topic records: key the transactional id, value its
 /// state as JSON.

@@ -187,10 +187,7 @@ mod tests {
         // Nothing dirty enough, but a tombstone's time is up (batches
         // stamped after "now" count as too young to clean).
         assert_eq!(cleanable_end(&list, 100, &state, SETTINGS, 4_999), None);
-        assert_eq!(
-            cleanable_end(&list, 100, &state, SETTINGS, 5_000),
-            Some(60)
-        );
+        assert_eq!(cleanable_end(&list, 100, &state, SETTINGS, 5_000), Some(60));
     }
 
     #[test]

@@ -1,49 +1,14 @@
-//! Deleting records: DeleteRecords, the rewrite of internal topics, and
-//! asking the sealing thread to remove the WAL segments nobody holds.
+//! Deleting records: DeleteRecords, and asking the sealing thread to remove
+//! the WAL segments nobody holds or to compact the WAL now.
 
-use std::sync::{Arc, PoisonError};
-
-use bytes::Bytes;
+use std::sync::PoisonError;
 
 use super::LogStore;
-use crate::append::PendingBatch;
 use crate::partition::PartitionLog;
 use crate::seal::SealTask;
 use crate::LogError;
 
 impl LogStore {
-    /// Rewrites an internal topic's live state forward: appends `batches`
-    /// (the coordinator's whole live state, in one group commit) and moves
-    /// the log start to the first of them, so the superseded records before
-    /// stop holding WAL segments. The caller keeps other writes to the
-    /// partition out meanwhile. Returns the new log start.
-    pub async fn rewrite_forward(
-        &self,
-        partition: &Arc<PartitionLog>,
-        batches: Vec<Bytes>,
-    ) -> Result<i64, LogError> {
-        let high_watermark = partition.bounds().1;
-        if batches.is_empty() {
-            return self.delete_records(partition, high_watermark);
-        }
-        let pending = batches
-            .into_iter()
-            .map(|batch| PendingBatch {
-                partition: Arc::clone(partition),
-                batch,
-                log_append_time: false,
-            })
-            .collect();
-        let mut first = high_watermark;
-        for (i, result) in self.append(pending).await.into_iter().enumerate() {
-            let appended = result?;
-            if i == 0 {
-                first = appended.base_offset;
-            }
-        }
-        self.delete_records(partition, first)
-    }
-
     /// Raises a partition's log start offset (`-1`: to the high watermark).
     /// Returns the new low watermark.
     pub fn delete_records(&self, partition: &PartitionLog, offset: i64) -> Result<i64, LogError> {
