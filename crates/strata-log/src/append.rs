@@ -89,7 +89,7 @@ pub(crate) struct Appender {
     pub wal_reader: Arc<strata_wal::SegmentFile>,
     pub wal_dir: std::path::PathBuf,
     pub roll_bytes: u64,
-    pub sealer: std::sync::mpsc::SyncSender<crate::seal::SealTask>,
+    pub sealer: std::sync::mpsc::SyncSender<crate::housekeeping::SealTask>,
     pub appended: watch::Sender<u64>,
     /// After a failed write that could not be cut back: the length to cut
     /// the segment back to before anything else is written.
@@ -131,7 +131,7 @@ impl Appender {
             })
             .collect();
         buf.clear();
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         let mut placed = Vec::new();
         let mut replies = Vec::with_capacity(group.len());
         let refused = !self.repaired();
@@ -273,7 +273,7 @@ impl Appender {
                 self.wal_reader = Arc::new(reader);
                 if self
                     .sealer
-                    .send(crate::seal::SealTask::Seal(old.id()))
+                    .send(crate::housekeeping::SealTask::Seal(old.id()))
                     .is_err()
                 {
                     warn!("sealer is gone; WAL segment {} stays unsealed", old.id());
@@ -366,11 +366,4 @@ fn place(buf: &mut Vec<u8>, pending: PendingBatch, now: i64) -> Result<Placement
         log_append_time_ms,
         marker,
     }))
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -5,8 +5,9 @@
 //! partition is the list of where its batches sit in the WAL segments.
 //!
 //! - [`append`]: the group-committing WAL writer thread (offsets assigned here).
+//! - `housekeeping`: the sealing thread's loop: seal, remove, compact.
 //! - [`seal`]: seals rolled WAL segments (writes their index) and removes
-//!   the ones no partition holds any more, on the sealing thread.
+//!   the ones no partition holds any more.
 //! - [`key_compaction`]: `cleanup.policy=compact` — the newest record per
 //!   key survives — on the sealing thread, through WAL compaction's rewrite.
 //! - [`wal_compaction`]: replaces runs of mostly dead sealed segments with
@@ -34,9 +35,11 @@
 //! a WAL segment is removed only once no partition holds a batch in it.
 
 pub mod append;
+mod clock;
 pub mod config;
 mod data_dir;
 pub mod entry;
+mod housekeeping;
 pub mod key_compaction;
 pub mod ledger;
 pub mod log_limit;

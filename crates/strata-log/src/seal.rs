@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use strata_wal::SegmentId;
@@ -32,87 +31,25 @@ use crate::LogError;
 static SEAL_FAILED: LogLimit = LogLimit::new(std::time::Duration::from_secs(10));
 static REMOVE_FAILED: LogLimit = LogLimit::new(std::time::Duration::from_secs(10));
 
-/// Work for the sealing thread.
-#[derive(Debug)]
-pub(crate) enum SealTask {
-    /// A rolled segment, all of whose batches are durable and published.
-    Seal(SegmentId),
-    /// Records or topics were deleted: remove the segments nobody holds.
-    Remove,
-    /// Compact every run `policy` finds due, now; answer with what was done.
-    CompactNow(
-        crate::wal_compaction::CompactionPolicy,
-        std::sync::mpsc::Sender<crate::wal_compaction::CompactionTotals>,
-    ),
-}
-
+/// The state of the sealing thread ([`crate::housekeeping`]): sealing and
+/// removal here, compaction in [`crate::wal_compaction`] and
+/// [`crate::key_compaction`].
 pub(crate) struct Sealer {
     pub wal_dir: PathBuf,
     pub registry: Arc<Registry>,
-    pub rx: std::sync::mpsc::Receiver<SealTask>,
     /// Segments with an index.
     pub sealed: BTreeSet<SegmentId>,
-    /// Set with a [`SealTask::Remove`] that found the queue full.
-    pub removal_wanted: Arc<AtomicBool>,
     pub ledger: Arc<crate::ledger::Ledger>,
     /// Segments whose sealing failed, retried with each task.
     pub failed: Vec<SegmentId>,
     pub cache: Arc<crate::tail_cache::TailCache>,
     pub direct_io: bool,
-    pub compaction: crate::wal_compaction::CompactionOptions,
+    pub compaction: crate::wal_compaction::plan::CompactionOptions,
 }
 
 impl Sealer {
-    /// Seals each rolled segment as it arrives, removes unheld ones, and
-    /// compacts the WAL between tasks, until every sender is gone.
-    pub fn run(mut self) {
-        use std::sync::mpsc::RecvTimeoutError;
-        // Compaction also runs right after recovery.
-        let mut compact_at = std::time::Instant::now();
-        loop {
-            let wait = compact_at.saturating_duration_since(std::time::Instant::now());
-            let task = match self.rx.recv_timeout(wait) {
-                Ok(task) => Some(task),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut remove = self.removal_wanted.swap(false, Ordering::AcqRel);
-            match task {
-                Some(SealTask::Seal(id)) => self.failed.push(id),
-                Some(SealTask::Remove) => remove = true,
-                Some(SealTask::CompactNow(policy, reply)) => {
-                    self.retry_seals();
-                    self.remove_unheld();
-                    let _ = reply.send(self.compact_all(policy));
-                    continue;
-                }
-                None => {}
-            }
-            self.retry_seals();
-            if remove {
-                self.remove_unheld();
-            }
-            if std::time::Instant::now() >= compact_at {
-                // One step at a time, so seals and removals never wait
-                // long; another follows at once if this one did something.
-                // Key compaction first (one partition a step), then the WAL.
-                let progressed = match self.compact_keys_next() {
-                    Some(done) => done.is_ok(),
-                    None => {
-                        matches!(self.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0)
-                    }
-                };
-                compact_at = if progressed {
-                    self.remove_unheld();
-                    std::time::Instant::now()
-                } else {
-                    std::time::Instant::now() + self.compaction.check_interval
-                };
-            }
-        }
-    }
-
-    fn retry_seals(&mut self) {
+    /// Seals the segments whose sealing failed before.
+    pub(crate) fn retry_seals(&mut self) {
         let mut failed = std::mem::take(&mut self.failed);
         failed.retain(|id| match self.seal(*id) {
             Ok(()) => {

@@ -60,8 +60,7 @@ struct Batch {
 
 impl Sealer {
     /// Cleans the first compacted partition that is due, if any.
-    pub(crate) fn compact_keys_next(&mut self) -> Option<Result<RunOutcome, ()>> {
-        let now = crate::append::now_ms();
+    pub(crate) fn compact_keys_next(&mut self, now: i64) -> Option<Result<RunOutcome, ()>> {
         for topic in self.registry.topics() {
             let config = topic.config();
             if !config.compact {

@@ -4,8 +4,8 @@
 use std::sync::PoisonError;
 
 use super::LogStore;
+use crate::housekeeping::SealTask;
 use crate::partition::PartitionLog;
-use crate::seal::SealTask;
 use crate::LogError;
 
 impl LogStore {

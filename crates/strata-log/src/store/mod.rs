@@ -21,11 +21,12 @@ use tracing::warn;
 use crate::append::{AppendRequest, Appended, Appender, PendingBatch};
 use crate::config::{validate_overrides, BrokerDefaults, TopicConfig};
 use crate::data_dir::{refuse_partition_segments, remove_leftover_tmp, remove_orphan_partitions};
+use crate::housekeeping::{Housekeeper, SealTask};
 use crate::ledger::Ledger;
 use crate::partition::PartitionLog;
 use crate::recovery::{self, RecoveryReport};
 use crate::registry::{Registry, Topic};
-use crate::seal::{SealTask, Sealer};
+use crate::seal::Sealer;
 use crate::tail_cache::TailCache;
 use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
 use crate::wal_compaction::{CompactionOptions, CompactionPolicy};
@@ -193,17 +194,19 @@ impl LogStore {
             cache: Arc::clone(&cache),
             staging: crate::tail_cache::Staging::new(options.wal_cache_bytes),
         };
-        let sealer = Sealer {
-            wal_dir,
-            registry: Arc::clone(&registry),
+        let housekeeper = Housekeeper {
+            sealer: Sealer {
+                wal_dir,
+                registry: Arc::clone(&registry),
+                sealed: wal.sealed.into_iter().collect(),
+                ledger: Arc::clone(&ledger),
+                failed: Vec::new(),
+                cache: Arc::clone(&cache),
+                direct_io: options.wal_direct_io,
+                compaction: options.wal_compaction,
+            },
             rx: seal_rx,
-            sealed: wal.sealed.into_iter().collect(),
             removal_wanted: Arc::clone(&removal_wanted),
-            ledger: Arc::clone(&ledger),
-            failed: Vec::new(),
-            cache: Arc::clone(&cache),
-            direct_io: options.wal_direct_io,
-            compaction: options.wal_compaction,
         };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -216,7 +219,7 @@ impl LogStore {
         };
         let threads = vec![
             spawn("strata-append", Box::new(move || appender.run()))?,
-            spawn("strata-seal", Box::new(move || sealer.run()))?,
+            spawn("strata-seal", Box::new(move || housekeeper.run()))?,
         ];
         let producer_ids =
             crate::producer_ids::ProducerIdBlock::load(&options.data_dir.join("meta"))?;

@@ -84,7 +84,7 @@ pub(super) fn run(
         let Some(store) = store.upgrade() else {
             return;
         };
-        if let Err(e) = store.enforce_retention(crate::append::now_ms()) {
+        if let Err(e) = store.enforce_retention(crate::clock::now_ms()) {
             if let Some(suppressed) = RETENTION_FAILED.admit() {
                 warn!(error = %e, suppressed, "retention could not move log start offsets; retried next interval");
             }

@@ -33,32 +33,10 @@ use crate::log_limit::LogLimit;
 use crate::metrics;
 use crate::seal::Sealer;
 use crate::LogError;
-pub use plan::{CompactionPolicy, SegmentStats};
+pub use plan::{CompactionOptions, CompactionPolicy, CompactionTotals, SegmentStats};
 pub(crate) use rewrite::{Transform, Transforms};
 
 static COMPACTION_FAILED: LogLimit = LogLimit::new(Duration::from_secs(10));
-
-/// WAL compaction's settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CompactionOptions {
-    pub policy: CompactionPolicy,
-    /// Bytes read and written per second at most (0: no limit).
-    pub bytes_per_sec: u64,
-    /// How often the sealing thread looks for work.
-    pub check_interval: Duration,
-}
-
-/// What compactions did, in all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CompactionTotals {
-    /// Key compaction passes (one partition each).
-    pub key_passes: u64,
-    /// WAL compaction runs.
-    pub runs: u64,
-    pub failed_runs: u64,
-    pub copied_bytes: u64,
-    pub reclaimed_bytes: u64,
-}
 
 /// What a run did.
 #[derive(Debug, Default)]
@@ -70,48 +48,6 @@ pub(crate) struct RunOutcome {
 }
 
 impl Sealer {
-    /// Cleans every compacted partition that is due, then compacts every
-    /// run `policy` finds due, one after another.
-    pub(crate) fn compact_all(&mut self, policy: CompactionPolicy) -> CompactionTotals {
-        let configured = self.compaction.policy;
-        self.compaction.policy = policy;
-        let mut totals = CompactionTotals::default();
-        while let Some(cleaned) = self.compact_keys_next() {
-            match cleaned {
-                Ok(outcome) => {
-                    totals.key_passes += 1;
-                    totals.copied_bytes += outcome.copied_bytes;
-                    totals.reclaimed_bytes += outcome.reclaimed_bytes;
-                }
-                Err(()) => {
-                    totals.failed_runs += 1;
-                    break;
-                }
-            }
-        }
-        loop {
-            match self.compact_next() {
-                Some(Ok(outcome)) => {
-                    totals.runs += 1;
-                    totals.copied_bytes += outcome.copied_bytes;
-                    totals.reclaimed_bytes += outcome.reclaimed_bytes;
-                    self.remove_unheld();
-                    if outcome.reclaimed_bytes == 0 {
-                        // Nothing came back: the plan would choose it again.
-                        break;
-                    }
-                }
-                Some(Err(())) => {
-                    totals.failed_runs += 1;
-                    break;
-                }
-                None => break,
-            }
-        }
-        self.compaction.policy = configured;
-        totals
-    }
-
     /// Compacts the next due run, if any: `None` when nothing is due.
     pub(crate) fn compact_next(&mut self) -> Option<Result<RunOutcome, ()>> {
         let segments = match self.segment_stats() {

@@ -10,6 +10,8 @@
 //! — while its live bytes fit one segment. A run is always contiguous among
 //! the segments on disk, so its replacement keeps its place in WAL order.
 
+use std::time::Duration;
+
 use strata_wal::SegmentId;
 
 /// When and how much to compact.
@@ -24,6 +26,28 @@ pub struct CompactionPolicy {
     pub max_age_ms: u64,
     /// A run's live bytes fit in this (the WAL's segment size).
     pub max_output_bytes: u64,
+}
+
+/// WAL compaction's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionOptions {
+    pub policy: CompactionPolicy,
+    /// Bytes read and written per second at most (0: no limit).
+    pub bytes_per_sec: u64,
+    /// How often the sealing thread looks for work.
+    pub check_interval: Duration,
+}
+
+/// What compactions did, in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionTotals {
+    /// Key compaction passes (one partition each).
+    pub key_passes: u64,
+    /// WAL compaction runs.
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub copied_bytes: u64,
+    pub reclaimed_bytes: u64,
 }
 
 /// One segment on disk, as the planner sees it.
