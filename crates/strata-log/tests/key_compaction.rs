@@ -298,3 +298,54 @@ fn aborted_records_go_and_read_committed_sees_exactly_the_committed_ones() {
     assert_eq!(latest, before_latest);
     store.shutdown();
 }
+
+/// A filler topic's batches, so the compacted topic's sit in sealed segments.
+fn fill(store: &LogStore) {
+    store
+        .create_topic("filler", 1, BTreeMap::new(), false)
+        .unwrap();
+    for i in 0..60 {
+        append(
+            store,
+            "filler",
+            &[("f", Some(format!("{i}-{}", "y".repeat(100))))],
+            BatchOptions::default(),
+        );
+    }
+}
+
+#[test]
+fn offsets_are_never_handed_out_twice_after_compaction_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LogStore::open(&options(dir.path())).unwrap();
+    compacted_topic(&store, "t", "0");
+    append(
+        &store,
+        "t",
+        &[("a", Some("1".into()))],
+        BatchOptions::default(),
+    );
+    append(
+        &store,
+        "t",
+        &[("a", Some("2".into()))],
+        BatchOptions::default(),
+    );
+    // The newest batch: a tombstone, past delete.retention.ms at once.
+    append(&store, "t", &[("a", None)], BatchOptions::default());
+    fill(&store);
+    compact_now(&store);
+    compact_now(&store);
+    let log = store.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(log.bounds(), (0, 3));
+    store.shutdown();
+    let (store, _) = LogStore::open(&options(dir.path())).unwrap();
+    let next = append(
+        &store,
+        "t",
+        &[("b", Some("1".into()))],
+        BatchOptions::default(),
+    );
+    assert_eq!(next, 3, "the offset after the last one handed out");
+    store.shutdown();
+}

@@ -119,7 +119,7 @@ impl Sealer {
         end: i64,
         now: i64,
     ) -> Result<Cleaned, LogError> {
-        let (batches, aborted, cleaner) = {
+        let (batches, aborted, cleaner, newest) = {
             let st = partition.state();
             let batches: Vec<Batch> = st
                 .batches()
@@ -135,7 +135,8 @@ impl Sealer {
                 })
                 .collect();
             let aborted = st.producers.aborted_between(st.log_start, end);
-            (batches, aborted, st.cleaner.clone())
+            let newest = st.batches().back().map(|b| b.base_offset);
+            (batches, aborted, st.cleaner.clone(), newest)
         };
         let (keys, end) = self.newest_offsets(&batches, &aborted, cleaner.cleaned_to, end)?;
         let holder = (partition.topic, partition.index);
@@ -152,7 +153,13 @@ impl Sealer {
             let Some(bytes) = read_checked(batch) else {
                 continue;
             };
-            let (transform, expiry) = filter.apply(&bytes)?;
+            let (mut transform, expiry) = filter.apply(&bytes)?;
+            // The partition's newest batch is never dropped: after a
+            // restart the next offset follows the last batch stored, and
+            // offsets must never be handed out twice.
+            if Some(batch.base_offset) == newest && transform == Some(Transform::Drop) {
+                transform = None;
+            }
             next_expiry = match (next_expiry, expiry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
