@@ -149,10 +149,14 @@ impl Sealer {
             delete_retention_ms: config.delete_retention_ms,
             now,
         };
+        let started = Instant::now();
+        let mut read = 0;
         for batch in batches.iter().take_while(|b| b.last_offset < end) {
             let Some(bytes) = read_checked(batch) else {
                 continue;
             };
+            read += bytes.len() as u64;
+            self.pace(started, read);
             let (mut transform, expiry) = filter.apply(&bytes)?;
             // The partition's newest batch is never dropped: after a
             // restart the next offset follows the last batch stored, and
@@ -201,10 +205,14 @@ impl Sealer {
         end: i64,
     ) -> Result<(KeyMap, i64), LogError> {
         let mut keys = KeyMap::new(KEY_MAP_BYTES);
+        let started = Instant::now();
+        let mut read = 0;
         for batch in batches.iter().filter(|b| b.base_offset >= cleaned_to) {
             let Some(bytes) = read_checked(batch) else {
                 continue;
             };
+            read += bytes.len() as u64;
+            self.pace(started, read);
             let Ok(header) = BatchHeader::parse(&bytes) else {
                 continue;
             };

@@ -223,8 +223,9 @@ impl Sealer {
         Ok(out)
     }
 
-    /// Sleeps while more than the I/O budget allows has been moved.
-    fn pace(&self, started: Instant, done: u64) {
+    /// Sleeps while more than the I/O budget allows has been moved since
+    /// `started` (`done` bytes read or written).
+    pub(crate) fn pace(&self, started: Instant, done: u64) {
         let rate = self.compaction.bytes_per_sec;
         if rate == 0 {
             return;
