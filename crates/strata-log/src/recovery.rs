@@ -77,12 +77,11 @@ pub(crate) fn open_partition(
     ledger: &Arc<Ledger>,
     storage: &dyn Storage,
 ) -> Result<PartitionLog, LogError> {
-    storage
-        .create_dir_all(&dir)
-        .map_err(|source| LogError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+    // Durably: the producer-state snapshot is written in it.
+    strata_wal::create_dir_all_durably(storage, &dir).map_err(|source| LogError::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let mut state = PartitionState::default();
     state.holder = (topic, index);
     state.ledger = Arc::clone(ledger);

@@ -48,7 +48,7 @@ pub use segment::{
     SegmentId, SegmentWriter,
 };
 pub use sim_storage::SimStorage;
-pub use storage::{RealStorage, Storage, StorageFile};
+pub use storage::{create_dir_all_durably, RealStorage, Storage, StorageFile};
 
 /// Errors of the WAL.
 #[derive(Debug, thiserror::Error)]

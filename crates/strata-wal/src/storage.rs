@@ -151,3 +151,27 @@ impl io::Write for SequentialWriter {
         Ok(())
     }
 }
+
+/// Creates `path` and its missing parents, and syncs the directory of each
+/// one created: a new directory's name is durable only once its parent is
+/// synced, and a file synced in a directory whose name is not durable is
+/// lost with it at a power cut.
+pub fn create_dir_all_durably(storage: &dyn Storage, path: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = path;
+    while !at.as_os_str().is_empty() && !at.exists() {
+        missing.push(at);
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    storage.create_dir_all(path)?;
+    for dir in missing.iter().rev() {
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => storage.sync_dir(parent)?,
+            _ => storage.sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}

@@ -75,3 +75,21 @@ fn a_torn_write_keeps_a_prefix_and_injected_failures_change_nothing() {
     assert!(bytes.len() < 14);
     assert!(b"head0123456789".starts_with(&bytes));
 }
+
+#[test]
+fn directories_created_durably_survive_a_power_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let sim = SimStorage::new(root, 1).unwrap();
+    strata_wal::create_dir_all_durably(&sim, &root.join("a/b")).unwrap();
+    let file = sim.create(&root.join("a/b/f"), true).unwrap();
+    file.write_all_at(b"x", 0).unwrap();
+    file.sync_all().unwrap();
+    sim.sync_dir(&root.join("a/b")).unwrap();
+    // Nothing to create: nothing synced.
+    let syncs = sim.syncs();
+    strata_wal::create_dir_all_durably(&sim, &root.join("a/b")).unwrap();
+    assert_eq!(sim.syncs(), syncs);
+    sim.power_cut(false).unwrap();
+    assert_eq!(std::fs::read(root.join("a/b/f")).unwrap(), b"x");
+}

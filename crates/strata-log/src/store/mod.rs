@@ -152,7 +152,7 @@ impl LogStore {
         let partitions_dir = options.data_dir.join("partitions");
         let storage = Arc::clone(&options.storage);
         for dir in [&meta_dir, &wal_dir, &partitions_dir] {
-            storage.create_dir_all(dir).map_err(io(dir))?;
+            strata_wal::create_dir_all_durably(storage.as_ref(), dir).map_err(io(dir))?;
         }
         remove_leftover_tmp(storage.as_ref(), &meta_dir);
         remove_leftover_tmp(storage.as_ref(), &wal_dir);
