@@ -140,6 +140,9 @@ pub struct Outcome {
     pub failures: usize,
     /// Operations run so far (numbering the records' values).
     pub steps: usize,
+    /// The log start of "short" that retention or DeleteRecords moved to
+    /// and acknowledged: records below it never come back.
+    pub short_log_start: i64,
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -195,13 +198,23 @@ pub fn run(store: &LogStore, ops: &[Op], stop_on_failure: bool, out: &mut Outcom
             Op::Produce { topic, records } => {
                 produce(store, &rt, PRODUCED[topic], step, records, clock, out)
             }
-            Op::Retention => store.enforce_retention(clock).is_ok(),
+            Op::Retention => {
+                let done = store.enforce_retention(clock).is_ok();
+                if let (true, Some(log)) = (done, store.topic(SHORT).and_then(|t| t.partition(0))) {
+                    out.short_log_start = log.bounds().0;
+                }
+                done
+            }
             Op::DeleteRecords { percent } => {
                 match store.topic(SHORT).and_then(|t| t.partition(0)) {
                     Some(log) => {
                         let (start, hw) = log.bounds();
                         let to = start + (hw - start) * percent / 100;
-                        store.delete_records(&log, to).is_ok()
+                        let done = store.delete_records(&log, to);
+                        if let Ok(start) = done {
+                            out.short_log_start = start;
+                        }
+                        done.is_ok()
                     }
                     None => false,
                 }
@@ -388,6 +401,21 @@ pub fn check(store: &LogStore, out: &Outcome) {
                     }
                 }
             }
+        }
+        if name == SHORT {
+            // A batch straddling the log start is served whole (a batch
+            // holds at most 3 records).
+            assert!(
+                log_start >= out.short_log_start,
+                "{SHORT}: log start {log_start} went back below {}",
+                out.short_log_start
+            );
+            assert!(
+                served
+                    .first()
+                    .is_none_or(|s| s.0 >= out.short_log_start - 3),
+                "{SHORT}: a deleted record is served"
+            );
         }
         let served_at: HashMap<i64, &Served> = served.iter().map(|s| (s.0, s)).collect();
         match name {
