@@ -88,6 +88,7 @@ pub(crate) struct Appender {
     pub wal: SegmentWriter,
     pub wal_reader: Arc<strata_wal::SegmentFile>,
     pub wal_dir: std::path::PathBuf,
+    pub storage: Arc<dyn strata_wal::Storage>,
     pub roll_bytes: u64,
     pub sealer: std::sync::mpsc::SyncSender<crate::housekeeping::SealTask>,
     pub appended: watch::Sender<u64>,
@@ -262,8 +263,9 @@ impl Appender {
 
     fn roll(&mut self) {
         let next = self.wal.id() + 1;
-        let created = SegmentWriter::create(&self.wal_dir, next, self.direct_io)
-            .and_then(|w| w.reader().map(|r| (w, r)));
+        let created =
+            SegmentWriter::create(self.storage.as_ref(), &self.wal_dir, next, self.direct_io)
+                .and_then(|w| w.reader().map(|r| (w, r)));
         match created {
             Ok((writer, reader)) => {
                 let mut old = std::mem::replace(&mut self.wal, writer);

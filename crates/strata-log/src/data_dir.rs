@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use strata_wal::Storage;
+
 use tracing::warn;
 
 use crate::registry::Registry;
@@ -11,7 +13,7 @@ use crate::LogError;
 
 /// Removes partition dirs of topics that no longer exist (a delete that
 /// crashed before its files were gone).
-pub(crate) fn remove_orphan_partitions(dir: &Path, registry: &Registry) {
+pub(crate) fn remove_orphan_partitions(storage: &dyn Storage, dir: &Path, registry: &Registry) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -21,20 +23,20 @@ pub(crate) fn remove_orphan_partitions(dir: &Path, registry: &Registry) {
         let live = id.is_some_and(|id| registry.topic_by_id(id).is_some());
         if !live {
             warn!(dir = %entry.path().display(), "removing the files of a deleted topic");
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = storage.remove_dir_all(&entry.path());
         }
     }
 }
 
 /// Removes `.tmp` files left by an interrupted metadata write, snapshot or
 /// `strata wal repair`.
-pub(crate) fn remove_leftover_tmp(dir: &Path) {
+pub(crate) fn remove_leftover_tmp(storage: &dyn Storage, dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         if entry.path().extension().is_some_and(|e| e == "tmp") {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = storage.remove_file(&entry.path());
         }
     }
 }

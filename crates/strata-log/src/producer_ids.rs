@@ -34,11 +34,15 @@ impl ProducerIdBlock {
         Ok(ProducerIdBlock { next: end, end })
     }
 
-    pub(crate) fn allocate(&mut self, meta_dir: &Path) -> Result<i64, LogError> {
+    pub(crate) fn allocate(
+        &mut self,
+        storage: &dyn strata_wal::Storage,
+        meta_dir: &Path,
+    ) -> Result<i64, LogError> {
         if self.next >= self.end {
             let end = self.next + PRODUCER_ID_BLOCK;
             let bytes = format!("{{\"next_block\": {end}}}\n");
-            crate::topic::write_atomically(meta_dir, PRODUCER_ID_FILE, bytes.as_bytes())?;
+            crate::topic::write_atomically(storage, meta_dir, PRODUCER_ID_FILE, bytes.as_bytes())?;
             self.end = end;
         }
         let id = self.next;

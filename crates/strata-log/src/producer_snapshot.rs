@@ -43,12 +43,16 @@ pub fn capture(state: &PartitionState) -> ProducerSnapshot {
     }
 }
 
-pub fn save(dir: &Path, snapshot: &ProducerSnapshot) -> Result<(), LogError> {
+pub fn save(
+    storage: &dyn strata_wal::Storage,
+    dir: &Path,
+    snapshot: &ProducerSnapshot,
+) -> Result<(), LogError> {
     let bytes = serde_json::to_vec(snapshot).map_err(|e| LogError::Metadata {
         path: dir.join(FILE),
         reason: e.to_string(),
     })?;
-    crate::topic::write_atomically(dir, FILE, &bytes)
+    crate::topic::write_atomically(storage, dir, FILE, &bytes)
 }
 
 /// The snapshot in `dir`; an unreadable one is ignored (and logged): the

@@ -25,7 +25,7 @@ use strata_protocol::batch::BatchHeader;
 use tracing::{info, warn};
 
 use crate::entry;
-use strata_wal::{EntryReader, NextEntry, SegmentFile, SegmentId};
+use strata_wal::{EntryReader, NextEntry, SegmentFile, SegmentId, Storage};
 
 use crate::ledger::Ledger;
 use crate::partition::{PartitionLog, PartitionState, StoredBatch};
@@ -75,8 +75,10 @@ pub(crate) fn open_partition(
     log_start: i64,
     cache: &Arc<TailCache>,
     ledger: &Arc<Ledger>,
+    storage: &dyn Storage,
 ) -> Result<PartitionLog, LogError> {
-    std::fs::create_dir_all(&dir).map_err(|source| LogError::Io {
+    // Durably: the producer-state snapshot is written in it.
+    strata_wal::create_dir_all_durably(storage, &dir).map_err(|source| LogError::Io {
         path: dir.clone(),
         source,
     })?;
@@ -104,20 +106,21 @@ pub(crate) fn open_partition(
 /// Loads every WAL segment into the partitions: a sealed segment from its
 /// index, any other by scanning it.
 pub(crate) fn replay_wal(
+    storage: &dyn Storage,
     wal_dir: &Path,
     registry: &Registry,
     started: Instant,
     direct_io: bool,
 ) -> Result<WalRecovery, LogError> {
     let mut report = RecoveryReport::default();
-    let segments = finish_replacements(wal_dir, strata_wal::list_segments(wal_dir)?)?;
-    remove_orphan_indexes(wal_dir, &segments)?;
+    let segments = finish_replacements(storage, wal_dir, strata_wal::list_segments(wal_dir)?)?;
+    remove_orphan_indexes(storage, wal_dir, &segments)?;
     let mut unsealed = Vec::new();
     let mut sealed = Vec::new();
     for (id, path) in &segments {
         if load_sealed(wal_dir, *id, path, registry, direct_io, &mut report)? {
             sealed.push(*id);
-        } else if scan_unsealed(*id, path, registry, direct_io, &mut report)? {
+        } else if scan_unsealed(storage, *id, path, registry, direct_io, &mut report)? {
             unsealed.push(*id);
         }
     }
@@ -146,6 +149,7 @@ pub(crate) fn replay_wal(
 /// the segments a replacement supersedes (its header names the first of
 /// them) are removed. Returns the segments that remain.
 fn finish_replacements(
+    storage: &dyn Storage,
     wal_dir: &Path,
     segments: Vec<(SegmentId, PathBuf)>,
 ) -> Result<Vec<(SegmentId, PathBuf)>, LogError> {
@@ -184,7 +188,7 @@ fn finish_replacements(
             strata_wal::segment_path(wal_dir, *id),
             segment_index::index_path(wal_dir, *id),
         ] {
-            match std::fs::remove_file(&path) {
+            match storage.remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(LogError::Io { path, source: e })
                 }
@@ -192,7 +196,7 @@ fn finish_replacements(
             }
         }
     }
-    strata_wal::sync_dir(wal_dir)?;
+    strata_wal::sync_dir(storage, wal_dir)?;
     Ok(segments
         .into_iter()
         .filter(|(id, _)| !superseded.contains(id))
@@ -202,12 +206,13 @@ fn finish_replacements(
 /// Removes indexes whose segment is gone (a removal that crashed between
 /// the two files).
 fn remove_orphan_indexes(
+    storage: &dyn Storage,
     wal_dir: &Path,
     segments: &[(SegmentId, PathBuf)],
 ) -> Result<(), LogError> {
     for (id, path) in segment_index::list_indexes(wal_dir)? {
         if segments.binary_search_by_key(&id, |(s, _)| *s).is_err() {
-            let _ = std::fs::remove_file(&path);
+            let _ = storage.remove_file(&path);
         }
     }
     Ok(())
@@ -271,13 +276,14 @@ fn load_sealed(
 /// Scans an unsealed segment: damage is reported and skipped, a torn tail
 /// cut off. `false` when the file was not a segment and was removed.
 fn scan_unsealed(
+    storage: &dyn Storage,
     id: SegmentId,
     path: &Path,
     registry: &Registry,
     direct_io: bool,
     report: &mut RecoveryReport,
 ) -> Result<bool, LogError> {
-    if stream_unsealed(id, path, registry, direct_io, report)? {
+    if stream_unsealed(storage, id, path, registry, direct_io, report)? {
         return Ok(true);
     }
     // Damage, a torn tail or a bad header: read the segment whole and step
@@ -303,13 +309,13 @@ fn scan_unsealed(
             .torn_tails
             .push((path.to_path_buf(), scan.torn_bytes));
         if scan.bad_file_header {
-            std::fs::remove_file(path).map_err(io(path))?;
+            storage.remove_file(path).map_err(io(path))?;
             return Ok(false);
         }
-        strata_wal::truncate(path, scan.valid_end)?;
+        strata_wal::truncate(storage, path, scan.valid_end)?;
     } else if scan.padding_bytes > 0 {
         // Direct-I/O padding after the last entry: nothing was lost.
-        strata_wal::truncate(path, scan.valid_end)?;
+        strata_wal::truncate(storage, path, scan.valid_end)?;
     }
     let file = Arc::new(SegmentFile::open(path, direct_io)?);
     for span in &scan.entries {
@@ -334,6 +340,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
 /// common case: it ends cleanly, perhaps in padding, which is cut off).
 /// `false` at anything irregular.
 fn stream_unsealed(
+    storage: &dyn Storage,
     id: SegmentId,
     path: &Path,
     registry: &Registry,
@@ -353,7 +360,7 @@ fn stream_unsealed(
             }
             NextEntry::End(padding) => {
                 if let Some(end) = padding {
-                    strata_wal::truncate(path, end)?;
+                    strata_wal::truncate(storage, path, end)?;
                 }
                 return Ok(true);
             }

@@ -36,6 +36,7 @@ static REMOVE_FAILED: LogLimit = LogLimit::new(std::time::Duration::from_secs(10
 /// [`crate::key_compaction`].
 pub(crate) struct Sealer {
     pub wal_dir: PathBuf,
+    pub storage: Arc<dyn strata_wal::Storage>,
     pub registry: Arc<Registry>,
     /// Segments with an index.
     pub sealed: BTreeSet<SegmentId>,
@@ -92,10 +93,10 @@ impl Sealer {
         }
         for (partition, snapshot) in &touched {
             if !snapshot.producers.producers.is_empty() {
-                crate::producer_snapshot::save(&partition.dir, snapshot)?;
+                crate::producer_snapshot::save(self.storage.as_ref(), &partition.dir, snapshot)?;
             }
         }
-        segment_index::write(&self.wal_dir, id, &mut batches)?;
+        segment_index::write(self.storage.as_ref(), &self.wal_dir, id, &mut batches)?;
         self.sealed.insert(id);
         debug!(
             segment = id,
@@ -118,10 +119,13 @@ impl Sealer {
         for id in unheld {
             let segment = strata_wal::segment_path(&self.wal_dir, id);
             let bytes = std::fs::metadata(&segment).map_or(0, |m| m.len());
-            let result = std::fs::remove_file(&segment)
+            let storage = self.storage.as_ref();
+            let result = storage
+                .remove_file(&segment)
                 .or_else(ignore_missing)
                 .and_then(|()| {
-                    std::fs::remove_file(segment_index::index_path(&self.wal_dir, id))
+                    storage
+                        .remove_file(&segment_index::index_path(&self.wal_dir, id))
                         .or_else(ignore_missing)
                 });
             match result {
@@ -142,7 +146,7 @@ impl Sealer {
         let bytes: u64 = removed.values().sum();
         crate::metrics::count_by(crate::metrics::WAL_SEGMENTS_REMOVED, removed.len() as u64);
         crate::metrics::count_by(crate::metrics::WAL_REMOVED_BYTES, bytes);
-        if let Err(e) = strata_wal::sync_dir(&self.wal_dir) {
+        if let Err(e) = strata_wal::sync_dir(self.storage.as_ref(), &self.wal_dir) {
             warn!(error = %e, "cannot sync the WAL dir after removing segments");
         }
         info!(

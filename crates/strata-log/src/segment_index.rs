@@ -150,10 +150,15 @@ fn be_u64(b: &[u8]) -> u64 {
 }
 
 /// Writes segment `id`'s index crash-safely (temp file, fsync, rename).
-pub fn write(wal_dir: &Path, id: SegmentId, batches: &mut [IndexedBatch]) -> Result<(), LogError> {
+pub fn write(
+    storage: &dyn strata_wal::Storage,
+    wal_dir: &Path,
+    id: SegmentId,
+    batches: &mut [IndexedBatch],
+) -> Result<(), LogError> {
     let bytes = encode(batches);
     let name = format!("{id:020}.{EXTENSION}");
-    crate::topic::write_atomically(wal_dir, &name, &bytes)
+    crate::topic::write_atomically(storage, wal_dir, &name, &bytes)
 }
 
 /// Reads an index file: `Ok(Err(defect))` when it is there but unusable.

@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_wal::Storage;
 
 use serde::{Deserialize, Serialize};
 
@@ -116,13 +118,14 @@ impl Default for MetaFile {
 #[derive(Debug)]
 pub struct MetaStore {
     dir: PathBuf,
+    storage: Arc<dyn Storage>,
 }
 
 const META_FILE: &str = "topics.json";
 
 impl MetaStore {
-    pub fn new(dir: PathBuf) -> Self {
-        MetaStore { dir }
+    pub fn new(dir: PathBuf, storage: Arc<dyn Storage>) -> Self {
+        MetaStore { dir, storage }
     }
 
     fn path(&self) -> PathBuf {
@@ -162,23 +165,29 @@ impl MetaStore {
             path: self.path(),
             reason: e.to_string(),
         })?;
-        write_atomically(&self.dir, META_FILE, &bytes)
+        write_atomically(self.storage.as_ref(), &self.dir, META_FILE, &bytes)
     }
 }
 
-/// Writes `name` in `dir` crash-safely.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), LogError> {
+/// Writes `name` in `dir` crash-safely: a temp file, synced, renamed over
+/// `name`, and the directory synced.
+pub fn write_atomically(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), LogError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dest = dir.join(name);
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| LogError::Io { path, source }
     };
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
+    let file = storage.create(&tmp, false).map_err(io(&tmp))?;
+    file.write_all_at(bytes, 0).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
-    strata_wal::sync_dir(dir)?;
+    storage.rename(&tmp, &dest).map_err(io(&dest))?;
+    strata_wal::sync_dir(storage, dir)?;
     Ok(())
 }
 
@@ -205,7 +214,7 @@ mod tests {
     #[test]
     fn meta_survives_save_and_load() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetaStore::new(dir.path().to_path_buf());
+        let store = MetaStore::new(dir.path().to_path_buf(), Arc::new(strata_wal::RealStorage));
         assert_eq!(store.load().unwrap(), MetaFile::default());
         let meta = MetaFile {
             version: META_VERSION,

@@ -218,7 +218,7 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| LogError::Corrupt(format!("bad file name {}", path.display())))?;
-    crate::topic::write_atomically(dir, name, bytes)
+    crate::topic::write_atomically(&strata_wal::RealStorage, dir, name, bytes)
 }
 
 #[cfg(test)]
@@ -241,17 +241,17 @@ mod tests {
             position,
             len: 100,
         };
-        segment_index::write(dir.path(), 3, &mut [batch(8)]).unwrap();
+        segment_index::write(&strata_wal::RealStorage, dir.path(), 3, &mut [batch(8)]).unwrap();
         let index = segment_index::index_path(dir.path(), 3);
         let check = check_index(&index).unwrap();
         assert!(!check.is_damaged());
         assert_eq!(check.intact, 1);
 
         // A batch past the segment's end is damage too.
-        segment_index::write(dir.path(), 3, &mut [batch(950)]).unwrap();
+        segment_index::write(&strata_wal::RealStorage, dir.path(), 3, &mut [batch(950)]).unwrap();
         assert!(check_index(&index).unwrap().is_damaged());
 
-        segment_index::write(dir.path(), 3, &mut [batch(8)]).unwrap();
+        segment_index::write(&strata_wal::RealStorage, dir.path(), 3, &mut [batch(8)]).unwrap();
         let mut raw = std::fs::read(&index).unwrap();
         raw[20] ^= 1;
         std::fs::write(&index, raw).unwrap();

@@ -42,12 +42,15 @@ fn append(c: &mut Criterion) {
         ("append_64KiB_entry", false, 0u64),
         ("append_64KiB_entry_direct", true, 1 << 32),
     ] {
-        let mut writer = SegmentWriter::create(dir.path(), id, direct).unwrap();
+        let mut writer =
+            SegmentWriter::create(&strata_wal::RealStorage, dir.path(), id, direct).unwrap();
         group.bench_function(name, |b| {
             b.iter(|| {
                 if writer.len() > 256 * 1024 * 1024 {
                     id += 1;
-                    writer = SegmentWriter::create(dir.path(), id, direct).unwrap();
+                    writer =
+                        SegmentWriter::create(&strata_wal::RealStorage, dir.path(), id, direct)
+                            .unwrap();
                 }
                 writer.append(&framed).unwrap();
             })

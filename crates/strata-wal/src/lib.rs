@@ -12,6 +12,10 @@
 //! - [`reader`]: a segment's intact entries in order, through one buffer.
 //! - [`replacement`]: a segment written whole by WAL compaction, installed
 //!   over the segment it replaces with a rename.
+//! - [`storage`]: the seam every file-system mutation goes through
+//!   ([`Storage`]), and the real file system behind it.
+//! - [`sim_storage`]: a simulated disk for tests: written and synced bytes
+//!   kept apart, power cuts, torn writes, injected EIO.
 //!
 //! Invariants:
 //! - an entry is either read back exactly as written or reported as damaged;
@@ -28,6 +32,8 @@ pub mod reader;
 pub mod replacement;
 pub mod scan;
 pub mod segment;
+pub mod sim_storage;
+pub mod storage;
 
 pub use format::{
     begin_entry, checksum, encode_entry, encode_file_header, finish_entry, read_file_header,
@@ -41,6 +47,8 @@ pub use segment::{
     list_by_id, list_segments, read_at, read_header, segment_path, sync_dir, truncate, SegmentFile,
     SegmentId, SegmentWriter,
 };
+pub use sim_storage::SimStorage;
+pub use storage::{create_dir_all_durably, RealStorage, Storage, StorageFile};
 
 /// Errors of the WAL.
 #[derive(Debug, thiserror::Error)]

@@ -244,7 +244,7 @@ mod tests {
     use crate::SegmentWriter;
 
     fn segment(dir: &Path, payloads: &[&[u8]], direct: bool) -> std::path::PathBuf {
-        let mut writer = SegmentWriter::create(dir, 0, direct).unwrap();
+        let mut writer = SegmentWriter::create(&crate::RealStorage, dir, 0, direct).unwrap();
         for p in payloads {
             let mut framed = Vec::new();
             crate::encode_entry(&mut framed, &[p]).unwrap();

@@ -9,37 +9,45 @@
 //! older segments of the run still there removes them (see
 //! [`crate::format`]).
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::format::{encode_file_header, FILE_HEADER_LEN};
 use crate::segment::{segment_path, sync_dir, SegmentId};
+use crate::storage::{SequentialWriter, Storage};
 use crate::WalError;
 
 /// A replacement segment being written.
 #[derive(Debug)]
 pub struct Replacement {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     id: SegmentId,
     tmp: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<SequentialWriter>,
     len: u64,
 }
 
 impl Replacement {
     /// Starts the file that will replace segment `id` and hold the batches
     /// of segments `first..=id`.
-    pub fn create(dir: &Path, id: SegmentId, first: SegmentId) -> Result<Self, WalError> {
+    pub fn create(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        id: SegmentId,
+        first: SegmentId,
+    ) -> Result<Self, WalError> {
         let tmp = dir.join(format!("{id:020}.wal.tmp"));
         let io = |source| WalError::Io {
             path: tmp.clone(),
             source,
         };
-        let file = File::create(&tmp).map_err(io)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let file = storage.create(&tmp, false).map_err(io)?;
+        let mut out = BufWriter::with_capacity(1 << 20, SequentialWriter::new(file));
         out.write_all(&encode_file_header(first)).map_err(io)?;
         Ok(Replacement {
+            storage,
             dir: dir.to_path_buf(),
             id,
             tmp,
@@ -75,7 +83,7 @@ impl Replacement {
             source,
         };
         self.out.flush().map_err(io)?;
-        self.out.get_ref().sync_all().map_err(io)?;
+        self.out.get_ref().file().sync_all().map_err(io)?;
         Ok(&self.tmp)
     }
 
@@ -83,17 +91,19 @@ impl Replacement {
     /// from here on the replacement is what a restart finds.
     pub fn install(self) -> Result<PathBuf, WalError> {
         let dest = segment_path(&self.dir, self.id);
-        std::fs::rename(&self.tmp, &dest).map_err(|source| WalError::Io {
-            path: dest.clone(),
-            source,
-        })?;
-        sync_dir(&self.dir)?;
+        self.storage
+            .rename(&self.tmp, &dest)
+            .map_err(|source| WalError::Io {
+                path: dest.clone(),
+                source,
+            })?;
+        sync_dir(self.storage.as_ref(), &self.dir)?;
         Ok(dest)
     }
 
     /// Removes the unfinished file (the compaction was given up).
     pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        let _ = self.storage.remove_file(&self.tmp);
     }
 }
 
@@ -105,14 +115,14 @@ mod tests {
     #[test]
     fn a_replacement_takes_the_place_of_its_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let mut old = SegmentWriter::create(dir.path(), 5, false).unwrap();
+        let mut old = SegmentWriter::create(&crate::RealStorage, dir.path(), 5, false).unwrap();
         let mut buf = Vec::new();
         encode_entry(&mut buf, &[b"dead"]).unwrap();
         encode_entry(&mut buf, &[b"live"]).unwrap();
         old.append(&buf).unwrap();
         old.sync().unwrap();
 
-        let mut new = Replacement::create(dir.path(), 5, 3).unwrap();
+        let mut new = Replacement::create(Arc::new(crate::RealStorage), dir.path(), 5, 3).unwrap();
         let mut framed = Vec::new();
         encode_entry(&mut framed, &[b"live"]).unwrap();
         assert_eq!(new.append(&framed).unwrap(), FILE_HEADER_LEN as u64);

@@ -1,7 +1,6 @@
 //! WAL segment files: `<dir>/<sequence, 20 digits>.wal`.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -9,6 +8,7 @@ use crate::direct::DirectAppender;
 use crate::format::{
     encode_file_header, read_file_header, FileHeader, HeaderError, FILE_HEADER_LEN,
 };
+use crate::storage::{Storage, StorageFile};
 use crate::WalError;
 
 /// A segment's sequence number; names sort in write order.
@@ -52,13 +52,11 @@ pub fn list_by_id(dir: &Path, extension: &str) -> Result<Vec<(SegmentId, PathBuf
 }
 
 /// Fsyncs a directory so that a created, renamed or removed name in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| WalError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+pub fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<(), WalError> {
+    storage.sync_dir(dir).map_err(|source| WalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// The segment being appended to.
@@ -66,7 +64,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
 pub struct SegmentWriter {
     id: SegmentId,
     path: PathBuf,
-    file: File,
+    file: Box<dyn StorageFile>,
     len: u64,
     /// Set when appends bypass the page cache.
     direct: Option<DirectAppender>,
@@ -75,25 +73,25 @@ pub struct SegmentWriter {
 impl SegmentWriter {
     /// Creates segment `id` with its file header (holding only its own
     /// batches), durable before it returns.
-    /// With `direct_io`, appends bypass the page cache where the file
-    /// system allows it.
-    pub fn create(dir: &Path, id: SegmentId, direct_io: bool) -> Result<Self, WalError> {
+    /// With `direct_io`, appends bypass the page cache where the storage
+    /// and the file system allow it.
+    pub fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        id: SegmentId,
+        direct_io: bool,
+    ) -> Result<Self, WalError> {
         let path = segment_path(dir, id);
         let io = |source| WalError::Io {
             path: path.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        file.write_all(&encode_file_header(id)).map_err(io)?;
+        let file = storage.create(&path, true).map_err(io)?;
+        file.write_all_at(&encode_file_header(id), 0).map_err(io)?;
         file.sync_all().map_err(io)?;
-        sync_dir(dir)?;
+        sync_dir(storage, dir)?;
         let len = FILE_HEADER_LEN as u64;
-        let direct = if direct_io {
+        let direct = if direct_io && storage.allows_direct_io() {
             DirectAppender::open(&path, len)
         } else {
             None
@@ -142,7 +140,7 @@ impl SegmentWriter {
         let start = self.len;
         let mut written = match &mut self.direct {
             Some(direct) => direct.append(start, framed),
-            None => (&self.file).write_all(framed),
+            None => self.file.write_all_at(framed, start),
         };
         if written
             .as_ref()
@@ -156,7 +154,7 @@ impl SegmentWriter {
             written = self
                 .file
                 .set_len(start)
-                .and_then(|()| (&self.file).write_all(framed));
+                .and_then(|()| self.file.write_all_at(framed, start));
         }
         written.map_err(|source| WalError::Io {
             path: self.path.clone(),
@@ -324,12 +322,12 @@ pub fn read_at(file: &File, position: u64, len: usize) -> std::io::Result<Vec<u8
 }
 
 /// Cuts a file back to `len` bytes and makes that durable.
-pub fn truncate(path: &Path, len: u64) -> Result<(), WalError> {
+pub fn truncate(storage: &dyn Storage, path: &Path, len: u64) -> Result<(), WalError> {
     let io = |source| WalError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = OpenOptions::new().write(true).open(path).map_err(io)?;
+    let file = storage.open_write(path).map_err(io)?;
     file.set_len(len).map_err(io)?;
     file.sync_all().map_err(io)
 }
@@ -342,7 +340,7 @@ mod tests {
     #[test]
     fn appended_entries_scan_back() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = SegmentWriter::create(dir.path(), 3, false).unwrap();
+        let mut w = SegmentWriter::create(&crate::RealStorage, dir.path(), 3, false).unwrap();
         let mut buf = Vec::new();
         encode_entry(&mut buf, &[b"hello"]).unwrap();
         encode_entry(&mut buf, &[b"world"]).unwrap();
@@ -369,7 +367,7 @@ mod tests {
     #[test]
     fn direct_appends_read_back_byte_for_byte_and_undo_and_finish_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = SegmentWriter::create(dir.path(), 1, true).unwrap();
+        let mut w = SegmentWriter::create(&crate::RealStorage, dir.path(), 1, true).unwrap();
         if !w.is_direct() {
             // This file system has no direct I/O: nothing to test here.
             return;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use strata_wal::{RealStorage, Storage};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
@@ -56,6 +57,10 @@ pub struct StoreOptions {
     /// `log.retention.check.interval.ms`).
     pub retention_check_interval: Duration,
     pub wal_compaction: CompactionOptions,
+    /// Where every file-system change goes: the real file system, or a
+    /// simulated disk in crash tests (which needs `wal_direct_io` off to
+    /// see the WAL's appends).
+    pub storage: Arc<dyn Storage>,
 }
 
 impl StoreOptions {
@@ -78,6 +83,7 @@ impl StoreOptions {
                 bytes_per_sec: 32 * 1024 * 1024,
                 check_interval: Duration::from_secs(30),
             },
+            storage: Arc::new(RealStorage),
         }
     }
 }
@@ -109,6 +115,7 @@ impl AppendTicket {
 #[derive(Debug)]
 pub struct LogStore {
     data_dir: PathBuf,
+    storage: Arc<dyn Storage>,
     registry: Arc<Registry>,
     meta: MetaStore,
     /// Serialises topic administration and metadata file writes.
@@ -144,32 +151,48 @@ impl LogStore {
         let meta_dir = options.data_dir.join("meta");
         let wal_dir = options.data_dir.join("wal");
         let partitions_dir = options.data_dir.join("partitions");
+        let storage = Arc::clone(&options.storage);
         for dir in [&meta_dir, &wal_dir, &partitions_dir] {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            strata_wal::create_dir_all_durably(storage.as_ref(), dir).map_err(io(dir))?;
         }
-        remove_leftover_tmp(&meta_dir);
-        remove_leftover_tmp(&wal_dir);
+        remove_leftover_tmp(storage.as_ref(), &meta_dir);
+        remove_leftover_tmp(storage.as_ref(), &wal_dir);
         if let Ok(dirs) = std::fs::read_dir(&partitions_dir) {
             for dir in dirs.flatten() {
-                remove_leftover_tmp(&dir.path());
+                remove_leftover_tmp(storage.as_ref(), &dir.path());
             }
         }
         refuse_partition_segments(&partitions_dir)?;
-        let meta = MetaStore::new(meta_dir);
+        let meta = MetaStore::new(meta_dir, Arc::clone(&storage));
         let registry = Arc::new(Registry::default());
         let cache = Arc::new(TailCache::new(options.wal_cache_bytes));
         let ledger = Arc::new(Ledger::default());
         let topic_defaults = BrokerDefaults::new(options.topic_defaults.clone());
         for record in meta.load()?.topics {
-            let topic = open_topic(&options.data_dir, &record, &cache, &ledger, &topic_defaults)?;
+            let topic = open_topic(
+                &options.data_dir,
+                &record,
+                (&cache, &ledger, storage.as_ref()),
+                &topic_defaults,
+            )?;
             registry.insert(Arc::new(topic));
         }
-        remove_orphan_partitions(&partitions_dir, &registry);
-        let wal = recovery::replay_wal(&wal_dir, &registry, started, options.wal_direct_io)?;
+        remove_orphan_partitions(storage.as_ref(), &partitions_dir, &registry);
+        let wal = recovery::replay_wal(
+            storage.as_ref(),
+            &wal_dir,
+            &registry,
+            started,
+            options.wal_direct_io,
+        )?;
         let report = wal.report;
 
-        let writer =
-            strata_wal::SegmentWriter::create(&wal_dir, wal.next_segment, options.wal_direct_io)?;
+        let writer = strata_wal::SegmentWriter::create(
+            storage.as_ref(),
+            &wal_dir,
+            wal.next_segment,
+            options.wal_direct_io,
+        )?;
         let reader = Arc::new(writer.reader()?);
         let (append_tx, append_rx) = mpsc::channel(options.append_queue.max(1));
         let (seal_tx, seal_rx) = std::sync::mpsc::sync_channel(64 + wal.unsealed.len());
@@ -185,6 +208,7 @@ impl LogStore {
             wal: writer,
             wal_reader: reader,
             wal_dir: wal_dir.clone(),
+            storage: Arc::clone(&storage),
             roll_bytes: options.wal_segment_bytes,
             sealer: seal_tx,
             appended: appended_tx,
@@ -197,6 +221,7 @@ impl LogStore {
         let housekeeper = Housekeeper {
             sealer: Sealer {
                 wal_dir,
+                storage: Arc::clone(&storage),
                 registry: Arc::clone(&registry),
                 sealed: wal.sealed.into_iter().collect(),
                 ledger: Arc::clone(&ledger),
@@ -226,6 +251,7 @@ impl LogStore {
         let store = LogStore {
             producer_ids: Mutex::new(producer_ids),
             data_dir: options.data_dir.clone(),
+            storage,
             registry,
             meta,
             admin: Mutex::new(()),
@@ -359,8 +385,7 @@ impl LogStore {
         let topic = Arc::new(open_topic(
             &self.data_dir,
             &record,
-            &self.cache,
-            &self.ledger,
+            (&self.cache, &self.ledger, self.storage.as_ref()),
             &self.topic_defaults,
         )?);
         self.registry.insert(Arc::clone(&topic));
@@ -402,7 +427,7 @@ impl LogStore {
                 st.deleted = true;
                 st.clear_batches();
             }
-            if let Err(e) = std::fs::remove_dir_all(&partition.dir) {
+            if let Err(e) = self.storage.remove_dir_all(&partition.dir) {
                 warn!(dir = %partition.dir.display(), error = %e, "cannot remove a deleted partition's files");
             }
         }
@@ -434,7 +459,15 @@ impl LogStore {
         let mut added = Vec::new();
         for index in current..total {
             let dir = partition_dir(&self.data_dir, topic.id, index);
-            let log = recovery::open_partition(topic.id, index, dir, 0, &self.cache, &self.ledger)?;
+            let log = recovery::open_partition(
+                topic.id,
+                index,
+                dir,
+                0,
+                &self.cache,
+                &self.ledger,
+                self.storage.as_ref(),
+            )?;
             added.push(Arc::new(log));
         }
         topic.add_partitions(added);
@@ -472,7 +505,7 @@ impl LogStore {
             .producer_ids
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        block.allocate(&self.data_dir.join("meta"))
+        block.allocate(self.storage.as_ref(), &self.data_dir.join("meta"))
     }
 
     fn save_meta(&self) -> Result<(), LogError> {
@@ -531,8 +564,7 @@ fn partition_dir(data_dir: &Path, topic: TopicId, index: i32) -> PathBuf {
 fn open_topic(
     data_dir: &Path,
     record: &TopicRecord,
-    cache: &Arc<TailCache>,
-    ledger: &Arc<Ledger>,
+    (cache, ledger, storage): (&Arc<TailCache>, &Arc<Ledger>, &dyn Storage),
     topic_defaults: &BrokerDefaults,
 ) -> Result<Topic, LogError> {
     let id = TopicId::from_hex(&record.id).ok_or_else(|| LogError::Metadata {
@@ -548,7 +580,7 @@ fn open_topic(
             .unwrap_or(0);
         let dir = partition_dir(data_dir, id, index);
         partitions.push(Arc::new(recovery::open_partition(
-            id, index, dir, log_start, cache, ledger,
+            id, index, dir, log_start, cache, ledger, storage,
         )?));
     }
     Ok(Topic::new(

@@ -79,7 +79,8 @@ impl Sealer {
             }
         }
         let moving = self.live_batches(run);
-        let mut replacement = Replacement::create(&self.wal_dir, target, covers)?;
+        let mut replacement =
+            Replacement::create(Arc::clone(&self.storage), &self.wal_dir, target, covers)?;
         let copied = match self.copy_batches(&moving, transforms, &mut replacement) {
             Ok(copied) => copied,
             Err(e) => {
@@ -99,9 +100,9 @@ impl Sealer {
         // The replacement's moment: the old index goes first, so a crash
         // after the rename never finds an index of the old file beside it.
         let index = crate::segment_index::index_path(&self.wal_dir, target);
-        remove_if_there(&index)?;
+        remove_if_there(self.storage.as_ref(), &index)?;
         self.sealed.remove(&target);
-        strata_wal::sync_dir(&self.wal_dir)?;
+        strata_wal::sync_dir(self.storage.as_ref(), &self.wal_dir)?;
         let installed = match replacement.install() {
             Ok(path) => path,
             Err(e) => {
@@ -116,11 +117,17 @@ impl Sealer {
         let damaged = self.relocate(&moving, &copied, target, &file);
         self.reseal(target);
         for id in run.iter().filter(|id| **id != target) {
-            remove_if_there(&strata_wal::segment_path(&self.wal_dir, *id))?;
-            remove_if_there(&crate::segment_index::index_path(&self.wal_dir, *id))?;
+            remove_if_there(
+                self.storage.as_ref(),
+                &strata_wal::segment_path(&self.wal_dir, *id),
+            )?;
+            remove_if_there(
+                self.storage.as_ref(),
+                &crate::segment_index::index_path(&self.wal_dir, *id),
+            )?;
             self.sealed.remove(id);
         }
-        strata_wal::sync_dir(&self.wal_dir)?;
+        strata_wal::sync_dir(self.storage.as_ref(), &self.wal_dir)?;
         Ok(RunOutcome {
             copied_bytes: new_bytes,
             reclaimed_bytes: old_bytes.saturating_sub(new_bytes),
@@ -327,8 +334,8 @@ fn report_damage(m: &Moving) {
     }
 }
 
-fn remove_if_there(path: &Path) -> Result<(), LogError> {
-    match std::fs::remove_file(path) {
+fn remove_if_there(storage: &dyn strata_wal::Storage, path: &Path) -> Result<(), LogError> {
+    match storage.remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::Io {
             path: path.to_path_buf(),
             source: e,
