@@ -91,6 +91,7 @@ pub(crate) struct Appender {
     pub storage: Arc<dyn strata_wal::Storage>,
     pub roll_bytes: u64,
     pub sealer: std::sync::mpsc::SyncSender<crate::housekeeping::SealTask>,
+    pub seal_overflow: Arc<crate::housekeeping::SealOverflow>,
     pub appended: watch::Sender<u64>,
     /// After a failed write that could not be cut back: the length to cut
     /// the segment back to before anything else is written.
@@ -273,12 +274,18 @@ impl Appender {
                     warn!(segment = old.id(), error = %e, "cannot cut the padding off a finished WAL segment; recovery will");
                 }
                 self.wal_reader = Arc::new(reader);
-                if self
+                // Never waits for the sealing thread: a full queue (a long
+                // compaction step) leaves the segment in the overflow list.
+                use std::sync::mpsc::TrySendError;
+                match self
                     .sealer
-                    .send(crate::housekeeping::SealTask::Seal(old.id()))
-                    .is_err()
+                    .try_send(crate::housekeeping::SealTask::Seal(old.id()))
                 {
-                    warn!("sealer is gone; WAL segment {} stays unsealed", old.id());
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => self.seal_overflow.push(old.id()),
+                    Err(TrySendError::Disconnected(_)) => {
+                        warn!("sealer is gone; WAL segment {} stays unsealed", old.id());
+                    }
                 }
             }
             Err(e) => {

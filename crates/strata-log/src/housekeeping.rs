@@ -5,7 +5,8 @@
 //! ever holds up the append path.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use strata_wal::SegmentId;
 
@@ -29,57 +30,100 @@ pub(crate) struct Housekeeper {
     pub rx: std::sync::mpsc::Receiver<SealTask>,
     /// Set with a [`SealTask::Remove`] that found the queue full.
     pub removal_wanted: Arc<AtomicBool>,
+    /// Rolled segments the appender could not queue (the queue was full
+    /// while a compaction step ran): it never waits for this thread.
+    pub overflow: Arc<SealOverflow>,
+}
+
+/// Rolled segments waiting for sealing beyond the task queue.
+#[derive(Debug, Default)]
+pub(crate) struct SealOverflow(Mutex<Vec<SegmentId>>);
+
+impl SealOverflow {
+    pub fn push(&self, id: SegmentId) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(id);
+    }
+
+    fn take(&self) -> Vec<SegmentId> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl Housekeeper {
     /// Seals each rolled segment as it arrives, removes unheld ones, and
-    /// compacts the WAL between tasks, until every sender is gone.
+    /// compacts between tasks, until every sender is gone or the store
+    /// stops.
     pub fn run(mut self) {
-        use std::sync::mpsc::RecvTimeoutError;
+        use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
         // Compaction also runs right after recovery.
-        let mut compact_at = std::time::Instant::now();
+        let mut compact_at = Instant::now();
         loop {
-            let wait = compact_at.saturating_duration_since(std::time::Instant::now());
-            let task = match self.rx.recv_timeout(wait) {
-                Ok(task) => Some(task),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut remove = self.removal_wanted.swap(false, Ordering::AcqRel);
-            match task {
-                Some(SealTask::Seal(id)) => self.sealer.failed.push(id),
-                Some(SealTask::Remove) => remove = true,
-                Some(SealTask::CompactNow(policy, reply)) => {
-                    self.sealer.retry_seals();
-                    self.sealer.remove_unheld();
-                    let _ = reply.send(self.compact_all(policy));
-                    continue;
+            let wait = compact_at.saturating_duration_since(Instant::now());
+            let mut tasks = Vec::new();
+            let mut disconnected = false;
+            match self.rx.recv_timeout(wait) {
+                Ok(task) => tasks.push(task),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => disconnected = true,
+            }
+            // Every task already queued is taken now: a seal never waits
+            // behind more than one compaction step.
+            while !disconnected {
+                match self.rx.try_recv() {
+                    Ok(task) => tasks.push(task),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => disconnected = true,
                 }
-                None => {}
+            }
+            let mut remove = self.removal_wanted.swap(false, Ordering::AcqRel);
+            let mut compact_now = Vec::new();
+            self.sealer.failed.extend(self.overflow.take());
+            for task in tasks {
+                match task {
+                    SealTask::Seal(id) => self.sealer.failed.push(id),
+                    SealTask::Remove => remove = true,
+                    SealTask::CompactNow(policy, reply) => compact_now.push((policy, reply)),
+                }
             }
             self.sealer.retry_seals();
-            if remove {
+            if remove || !compact_now.is_empty() {
                 self.sealer.remove_unheld();
             }
-            if std::time::Instant::now() >= compact_at {
-                // One step at a time, so seals and removals never wait
-                // long; another follows at once if this one did something.
-                // Key compaction first (one partition a step), then the WAL.
-                let now_ms = crate::clock::now_ms();
-                let progressed = match self.sealer.compact_keys_next(now_ms) {
-                    Some(done) => done.is_ok(),
-                    None => {
-                        matches!(self.sealer.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0)
-                    }
-                };
-                compact_at = if progressed {
-                    self.sealer.remove_unheld();
-                    std::time::Instant::now()
+            for (policy, reply) in compact_now {
+                let _ = reply.send(self.compact_all(policy));
+            }
+            if disconnected {
+                break;
+            }
+            if self.sealer.stopping() {
+                // Shutting down: seals go on until the appender is done,
+                // compaction does not start again.
+                compact_at = Instant::now() + self.sealer.compaction.check_interval;
+            } else if Instant::now() >= compact_at {
+                compact_at = if self.compact_step() {
+                    Instant::now()
                 } else {
-                    std::time::Instant::now() + self.sealer.compaction.check_interval
+                    Instant::now() + self.sealer.compaction.check_interval
                 };
             }
         }
+    }
+
+    /// One step: a partition's key compaction if one is due, else one WAL
+    /// compaction run. True if it got somewhere (another step may follow
+    /// at once).
+    fn compact_step(&mut self) -> bool {
+        let progressed = match self.sealer.compact_keys_next(crate::clock::now_ms()) {
+            Some(done) => done.is_ok(),
+            None => matches!(self.sealer.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0),
+        };
+        if progressed {
+            self.sealer.remove_unheld();
+        }
+        progressed
     }
 
     /// Cleans every compacted partition that is due, then compacts every
@@ -89,6 +133,9 @@ impl Housekeeper {
         self.sealer.compaction.policy = policy;
         let mut totals = CompactionTotals::default();
         while let Some(cleaned) = self.sealer.compact_keys_next(crate::clock::now_ms()) {
+            if self.sealer.stopping() {
+                break;
+            }
             match cleaned {
                 Ok(outcome) => {
                     totals.key_passes += 1;

@@ -46,9 +46,16 @@ pub(crate) struct Sealer {
     pub cache: Arc<crate::tail_cache::TailCache>,
     pub direct_io: bool,
     pub compaction: crate::wal_compaction::plan::CompactionOptions,
+    /// Set when the store shuts down: compaction stops at the next batch.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Sealer {
+    /// Whether the store is shutting down.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Seals the segments whose sealing failed before.
     pub(crate) fn retry_seals(&mut self) {
         let mut failed = std::mem::take(&mut self.failed);

@@ -157,6 +157,9 @@ impl Sealer {
             };
             read += bytes.len() as u64;
             self.pace(started, read);
+            if self.stopping() {
+                return Err(LogError::ShuttingDown);
+            }
             let (mut transform, expiry) = filter.apply(&bytes)?;
             // The partition's newest batch is never dropped: after a
             // restart the next offset follows the last batch stored, and
@@ -177,6 +180,9 @@ impl Sealer {
         }
         let mut cleaned = Cleaned::default();
         for (segment, transforms) in &by_segment {
+            if self.stopping() {
+                return Err(LogError::ShuttingDown);
+            }
             if !self.sealed.contains(segment) {
                 continue;
             }
@@ -213,6 +219,9 @@ impl Sealer {
             };
             read += bytes.len() as u64;
             self.pace(started, read);
+            if self.stopping() {
+                return Err(LogError::ShuttingDown);
+            }
             let Ok(header) = BatchHeader::parse(&bytes) else {
                 continue;
             };

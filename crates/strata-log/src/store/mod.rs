@@ -134,6 +134,8 @@ pub struct LogStore {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Dropped to stop the retention thread.
     retention_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    /// Set at shutdown: compaction stops at its next batch.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -200,6 +202,8 @@ impl LogStore {
             let _ = seal_tx.try_send(SealTask::Seal(*id));
         }
         let removal_tx = seal_tx.clone();
+        let seal_overflow = Arc::new(crate::housekeeping::SealOverflow::default());
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let removal_wanted = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (appended_tx, appended_rx) = watch::channel(0u64);
         let health = Arc::new(WalHealth::default());
@@ -211,6 +215,7 @@ impl LogStore {
             storage: Arc::clone(&storage),
             roll_bytes: options.wal_segment_bytes,
             sealer: seal_tx,
+            seal_overflow: Arc::clone(&seal_overflow),
             appended: appended_tx,
             cut_back_to: None,
             health: Arc::clone(&health),
@@ -229,9 +234,11 @@ impl LogStore {
                 cache: Arc::clone(&cache),
                 direct_io: options.wal_direct_io,
                 compaction: options.wal_compaction,
+                stop: Arc::clone(&stopping),
             },
             rx: seal_rx,
             removal_wanted: Arc::clone(&removal_wanted),
+            overflow: seal_overflow,
         };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -265,6 +272,7 @@ impl LogStore {
             removal_wanted,
             threads: Mutex::new(threads),
             retention_stop: Mutex::new(None),
+            stopping,
         };
         store.request_removal();
         let store = Arc::new(store);
@@ -533,6 +541,8 @@ impl LogStore {
 
     /// Stops the append and seal threads once queued appends are durable.
     pub fn shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         self.retention_stop
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

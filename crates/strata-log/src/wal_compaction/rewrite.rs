@@ -181,6 +181,9 @@ impl Sealer {
         let mut prefix = Vec::with_capacity(entry::PREFIX_LEN);
         let mut out = Vec::with_capacity(moving.len());
         for m in moving {
+            if self.stopping() {
+                return Err(LogError::ShuttingDown);
+            }
             let bytes = strata_wal::read_at(m.file.buffered(), m.from.1, m.len as usize).map_err(
                 |source| LogError::Io {
                     path: strata_wal::segment_path(&self.wal_dir, m.from.0),
