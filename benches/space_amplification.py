@@ -17,7 +17,8 @@ Every --every seconds: wal_bytes (the WAL files on disk) and live = the sum
 of partition_size_bytes over all partitions (record batch bytes the
 partitions still hold), per topic too, plus compaction and retention
 counters. The ratio wal_bytes / live is the space amplification; the
-difference wal_bytes - live is the dead space held.
+difference wal_bytes - live is the dead space held. --topics changes the
+mix (e.g. `--topics secs=10000,mins=120000`: no topic kept forever).
 """
 
 from __future__ import annotations
@@ -34,21 +35,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lifecycle_common import (MB, Broker, create_topics, dir_bytes, finish_bench, fs_type, log,  # noqa: E402
                               machine, metric, metric_sum, start_bench)
 
-TOPICS = {"secs": 10_000, "mins": 120_000, "forever": -1}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=540, help="how long the producers write (default 540)")
     ap.add_argument("--rate", type=int, default=5000, help="msg/s per topic (default 5000: ~5 MB/s each)")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--topics", default="secs=10000,mins=120000,forever=-1",
+                    help="name=retention.ms,... (default secs=10000,mins=120000,forever=-1)")
     ap.add_argument("--every", type=float, default=10.0, help="sampling interval, seconds")
     ap.add_argument("--steady-from", type=float, default=240.0,
                     help="samples from this second on count as steady state (default 240: twice the 2 min retention)")
     ap.add_argument("--broker-args", default="--log-retention-check-interval-ms 1000")
     ap.add_argument("--work", default="/tmp/strata-space-amp")
     args = ap.parse_args()
+    topics = {n: int(ms) for n, ms in (t.split("=") for t in args.topics.split(","))}
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -59,11 +60,11 @@ def main() -> None:
     rows = []
     try:
         b.start()
-        create_topics(b.bootstrap, {t: (args.partitions, {"retention.ms": str(ms)}) for t, ms in TOPICS.items()})
+        create_topics(b.bootstrap, {t: (args.partitions, {"retention.ms": str(ms)}) for t, ms in topics.items()})
         n = args.rate * args.seconds
         procs = [start_bench(b, f"write-{t}", "produce", "--topic", t, "--messages", str(n), "--size", str(args.size),
                              "--rate", str(args.rate), "--max-seconds", str(args.seconds + 60))
-                 for t in TOPICS]
+                 for t in topics]
         t0 = time.monotonic()
         while any(p.poll() is None for p in procs):
             m = b.scrape()
@@ -72,7 +73,7 @@ def main() -> None:
                 "wal_bytes": metric(m, "wal_bytes"),
                 "wal_dir_bytes": dir_bytes(b.data_dir / "wal"),
                 "live": metric_sum(m, "partition_size_bytes"),
-                **{f"live_{t}": metric_sum(m, "partition_size_bytes", topic=t) for t in TOPICS},
+                **{f"live_{t}": metric_sum(m, "partition_size_bytes", topic=t) for t in topics},
                 **{k: metric(m, k) for k in ("wal_segments", "wal_live_ratio", "wal_compaction_runs_total",
                                              "wal_compaction_bytes_copied_total",
                                              "wal_compaction_bytes_reclaimed_total", "wal_appended_bytes_total",
@@ -93,14 +94,14 @@ def main() -> None:
               open(work / "space_amplification.json", "w"), indent=1)
 
     print()
-    print("| s | wal_bytes MB | live MB (secs / mins / forever) | wal / live | dead MB (wal - live) "
+    print(f"| s | wal_bytes MB | live MB ({' / '.join(topics)}) | wal / live | dead MB (wal - live) "
           "| WAL segments | compaction runs | copied MB | wal_live_ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     for i, r in enumerate(rows):
         if i % 3 and i != len(rows) - 1:
             continue
-        print(f"| {r['t']:.0f} | {r['wal_bytes'] / MB:,.0f} | {r['live'] / MB:,.0f} "
-              f"({r['live_secs'] / MB:,.0f} / {r['live_mins'] / MB:,.0f} / {r['live_forever'] / MB:,.0f}) "
+        per_topic = " / ".join(f"{r[f'live_{t}'] / MB:,.0f}" for t in topics)
+        print(f"| {r['t']:.0f} | {r['wal_bytes'] / MB:,.0f} | {r['live'] / MB:,.0f} ({per_topic}) "
               f"| {r['ratio'] or 0:.2f} | {(r['wal_bytes'] - r['live']) / MB:,.0f} | {r['wal_segments']:.0f} "
               f"| {r['wal_compaction_runs_total']:.0f} | {r['wal_compaction_bytes_copied_total'] / MB:,.0f} "
               f"| {r['wal_live_ratio']:.2f} |")
