@@ -18,6 +18,11 @@ use crate::segment::{segment_path, sync_dir, SegmentId};
 use crate::storage::{SequentialWriter, Storage};
 use crate::WalError;
 
+/// Written bytes made durable at a time while a replacement is written, so
+/// its data reaches the disk in small steps beside the WAL's own syncs
+/// instead of in one burst at the end.
+const SYNC_EVERY: u64 = 4 * 1024 * 1024;
+
 /// A replacement segment being written.
 #[derive(Debug)]
 pub struct Replacement {
@@ -27,6 +32,7 @@ pub struct Replacement {
     tmp: PathBuf,
     out: BufWriter<SequentialWriter>,
     len: u64,
+    unsynced: u64,
 }
 
 impl Replacement {
@@ -53,6 +59,7 @@ impl Replacement {
             tmp,
             out,
             len: FILE_HEADER_LEN as u64,
+            unsynced: 0,
         })
     }
 
@@ -64,6 +71,16 @@ impl Replacement {
             source,
         })?;
         self.len += framed.len() as u64;
+        self.unsynced += framed.len() as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            let io = |source| WalError::Io {
+                path: self.tmp.clone(),
+                source,
+            };
+            self.out.flush().map_err(io)?;
+            self.out.get_ref().file().sync_data().map_err(io)?;
+        }
         Ok(start)
     }
 
