@@ -1,10 +1,18 @@
-//! Any bytes as a WAL segment: scanning must return, never panic, every
-//! entry it reports must lie inside the input, and the bytes after the
-//! intact entries are accounted for as torn tail or padding.
+//! Any bytes as a WAL segment, behind a version 2 file header or a version
+//! 1 one (the first input byte chooses): scanning must return, never
+//! panic, every entry it reports must lie inside the input, and the bytes
+//! after the intact entries are accounted for as torn tail or padding.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let mut segment = strata_wal::FILE_HEADER.to_vec();
+    let Some((&choice, data)) = data.split_first() else {
+        return;
+    };
+    let mut segment = if choice & 1 == 0 {
+        strata_wal::encode_file_header(u64::from(choice)).to_vec()
+    } else {
+        b"STRATAWL".to_vec()
+    };
     segment.extend_from_slice(data);
     let scan = strata_wal::scan_segment(&segment);
     for entry in &scan.entries {
