@@ -1,0 +1,410 @@
+//! Read-ahead for consumers reading a partition's old data in order.
+//!
+//! When a partition is read from where its previous read ended (a consumer
+//! going through its log), [`cursor`] plans the batches that consumer will
+//! ask for next — up to [`AHEAD_BYTES`] past what it just read, stopping at
+//! batches still in the tail cache — and hands them here. They
+//! are grouped into runs of nearby batches of one segment, as reads are;
+//! each run gets a block-aligned buffer (a *window*), and a background
+//! thread reads it with direct I/O and checks each batch's header against
+//! the plan and its CRC-32C. The partition's next read takes its batches
+//! from these windows (views, no copy) instead of waiting for the disk, so
+//! the disk works while the previous answer is on its way to the consumer;
+//! a read that finds its batch's window still being read waits for it
+//! rather than reading the same bytes again.
+//!
+//! Invariants:
+//! - memory: windows are carved from at most `limit / READ_SLAB_BYTES`
+//!   slabs ([`Staging::bounded`]); when none is free (every slab still has a
+//!   window or an unsent answer in it) nothing more is read ahead, and reads
+//!   go to disk as they do without read-ahead. Idle slabs are freed once no
+//!   window is left for [`EXPIRY`];
+//! - a window belongs to the segment *file* it was read from (the `Arc` the
+//!   plan holds), not just to its segment id: WAL compaction replaces
+//!   segments by a file with the id of the last one, and a window of an old
+//!   file never serves a batch planned in the new one. [`ReadAhead::forget`]
+//!   drops windows of replaced segments so their memory and files go at once;
+//! - a batch is served from a window only if it passed the checks a direct
+//!   read makes (header as planned, CRC-32C); a damaged one is reported by
+//!   the read that would have served it, as without read-ahead;
+//! - a window goes once its last batch is served, or unused for [`EXPIRY`].
+
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use strata_wal::direct::BLOCK;
+use strata_wal::{SegmentFile, SegmentId};
+
+mod cursor;
+
+pub(crate) use cursor::ReadCursor;
+
+use crate::read::{is_intact, run_len, PlannedBatch, MAX_SPAN};
+use crate::tail_cache::{Staging, READ_SLAB_BYTES};
+
+/// Memory for read-ahead unless configured (`wal_read_ahead_bytes`).
+pub const DEFAULT_BYTES: usize = 32 * 1024 * 1024;
+/// How far past its last read a sequential reader's batches are read ahead.
+pub(crate) const AHEAD_BYTES: usize = 4 * 1024 * 1024;
+/// A window unused this long is dropped (its reader went away).
+const EXPIRY: Duration = Duration::from_secs(1);
+/// How long a read waits for a window being read before reading itself.
+const WAIT: Duration = Duration::from_secs(1);
+/// Windows queued for the reading thread at most.
+const QUEUE: usize = 64;
+
+/// What a read finds for a batch in the read-ahead.
+#[derive(Debug)]
+pub(crate) enum Taken {
+    /// The batch's bytes, checked.
+    Intact(Bytes),
+    /// The batch failed its checks: to be reported and left out.
+    Damaged,
+}
+
+/// Read-ahead windows and the thread that fills them.
+pub(crate) struct ReadAhead {
+    shared: Arc<Shared>,
+    /// The reading thread's queue, started with the first window.
+    jobs: OnceLock<Option<SyncSender<Job>>>,
+}
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAhead")
+            .field("max_slabs", &self.shared.max_slabs)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    max_slabs: usize,
+    windows: Mutex<Windows>,
+    /// Signalled when a window is read (or dropped).
+    changed: Condvar,
+    buffers: Mutex<Staging>,
+}
+
+#[derive(Default)]
+struct Windows {
+    list: Vec<Window>,
+    next_id: u64,
+}
+
+struct Window {
+    id: u64,
+    file: Arc<SegmentFile>,
+    segment: SegmentId,
+    /// Where the window starts in the file (block-aligned).
+    from: u64,
+    /// The batches it holds, in position order.
+    batches: Vec<PlannedBatch>,
+    state: State,
+    /// When it was filled or last served from.
+    used: Instant,
+    served: usize,
+}
+
+enum State {
+    Reading,
+    Ready { data: Bytes, intact: Vec<bool> },
+    Failed,
+}
+
+/// A window for the reading thread to fill.
+struct Job {
+    id: u64,
+    file: Arc<SegmentFile>,
+    from: u64,
+    buf: BytesMut,
+    batches: Vec<PlannedBatch>,
+}
+
+impl Window {
+    /// Where `batch` is among this window's batches.
+    fn find(&self, batch: &PlannedBatch) -> Option<usize> {
+        if !Arc::ptr_eq(&self.file, &batch.file) {
+            return None;
+        }
+        let at = self
+            .batches
+            .binary_search_by_key(&batch.position, |b| b.position)
+            .ok()?;
+        let held = self.batches.get(at)?;
+        (held.base_offset == batch.base_offset && held.len == batch.len).then_some(at)
+    }
+
+    fn unserved_bytes(&self) -> u64 {
+        self.batches
+            .iter()
+            .skip(self.served)
+            .map(|b| b.len as u64)
+            .sum()
+    }
+}
+
+impl ReadAhead {
+    /// Read-ahead in at most `limit` bytes of memory (0: none).
+    pub(crate) fn new(limit: usize) -> Self {
+        let max_slabs = limit / READ_SLAB_BYTES;
+        ReadAhead {
+            shared: Arc::new(Shared {
+                max_slabs,
+                windows: Mutex::new(Windows::default()),
+                changed: Condvar::new(),
+                buffers: Mutex::new(Staging::bounded(READ_SLAB_BYTES, max_slabs)),
+            }),
+            jobs: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.shared.max_slabs > 0
+    }
+
+    /// Has `batches` (a partition's next ones, in order, direct I/O) read
+    /// ahead, as far as memory allows; returns how many of them (from the
+    /// front) will be.
+    pub(crate) fn request(&self, batches: &[PlannedBatch]) -> usize {
+        let Some(jobs) = self.jobs() else {
+            return 0;
+        };
+        let mut done = 0;
+        while done < batches.len() {
+            let run = &batches[done..done + run_len(batches, done)];
+            let (Some(first), Some(last)) = (run.first(), run.last()) else {
+                break;
+            };
+            let from = first.position - first.position % BLOCK as u64;
+            let end = last.position + last.len as u64;
+            let to = end.div_ceil(BLOCK as u64) * BLOCK as u64;
+            let Some(buf) = self.buffer((to - from) as usize) else {
+                break;
+            };
+            let id = {
+                let mut w = self.shared.lock();
+                let id = w.next_id;
+                w.next_id += 1;
+                w.list.push(Window {
+                    id,
+                    file: Arc::clone(&first.file),
+                    segment: first.segment,
+                    from,
+                    batches: run.to_vec(),
+                    state: State::Reading,
+                    used: Instant::now(),
+                    served: 0,
+                });
+                id
+            };
+            let job = Job {
+                id,
+                file: Arc::clone(&first.file),
+                from,
+                buf,
+                batches: run.to_vec(),
+            };
+            match jobs.try_send(job) {
+                Ok(()) => done += run.len(),
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.shared.lock().list.retain(|w| w.id != id);
+                    break;
+                }
+            }
+        }
+        done
+    }
+
+    /// The batch, if a window holds it; waits while its window is being
+    /// read.
+    pub(crate) fn take(&self, batch: &PlannedBatch) -> Option<Taken> {
+        let deadline = Instant::now() + WAIT;
+        let mut w = self.shared.lock();
+        loop {
+            let at = w.list.iter().position(|x| x.find(batch).is_some())?;
+            let window = w.list.get_mut(at)?;
+            let index = window.find(batch)?;
+            match &window.state {
+                State::Reading => {
+                    let left = deadline.checked_duration_since(Instant::now())?;
+                    w = self
+                        .shared
+                        .changed
+                        .wait_timeout(w, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                State::Failed => {
+                    w.list.swap_remove(at);
+                    return None;
+                }
+                State::Ready { data, intact } => {
+                    let start = (batch.position - window.from) as usize;
+                    let bytes = data.slice(start..start + batch.len);
+                    let taken = if intact.get(index).copied().unwrap_or(false) {
+                        Taken::Intact(bytes)
+                    } else {
+                        Taken::Damaged
+                    };
+                    window.used = Instant::now();
+                    window.served = window.served.max(index + 1);
+                    if index + 1 == window.batches.len() {
+                        w.list.swap_remove(at);
+                    }
+                    crate::metrics::count(crate::metrics::WAL_READ_AHEAD_HITS);
+                    return Some(taken);
+                }
+            }
+        }
+    }
+
+    /// Whether a window holds (or is reading) the batch.
+    pub(crate) fn holds(&self, batch: &PlannedBatch) -> bool {
+        self.shared
+            .lock()
+            .list
+            .iter()
+            .any(|w| w.find(batch).is_some())
+    }
+
+    /// Drops every window of `segments`.
+    pub(crate) fn forget(&self, segments: &[SegmentId]) {
+        self.shared.drop_windows(|w| segments.contains(&w.segment));
+    }
+
+    /// Bytes of batches the windows hold or are reading.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> u64 {
+        self.shared
+            .lock()
+            .list
+            .iter()
+            .flat_map(|w| &w.batches)
+            .map(|b| b.len as u64)
+            .sum()
+    }
+
+    /// A buffer for a window: from a free slab, else after dropping windows
+    /// nobody used lately, else none.
+    fn buffer(&self, len: usize) -> Option<BytesMut> {
+        if len > MAX_SPAN as usize + 2 * BLOCK {
+            return None;
+        }
+        if let Some(buf) = self.shared.buffers().try_take(len) {
+            return Some(buf);
+        }
+        self.shared.expire();
+        self.shared.buffers().try_take(len)
+    }
+
+    fn jobs(&self) -> Option<&SyncSender<Job>> {
+        if !self.enabled() {
+            return None;
+        }
+        self.jobs
+            .get_or_init(|| {
+                let (tx, rx) = sync_channel(QUEUE);
+                let shared = Arc::clone(&self.shared);
+                match std::thread::Builder::new()
+                    .name("strata-read-ahead".into())
+                    .spawn(move || fill_windows(&shared, &rx))
+                {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot start the read-ahead thread; reads go to disk");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Windows> {
+        self.windows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn buffers(&self) -> MutexGuard<'_, Staging> {
+        self.buffers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops the windows `gone` picks (their unserved bytes were read for
+    /// nothing) and wakes readers waiting for them.
+    fn drop_windows(&self, gone: impl Fn(&Window) -> bool) {
+        let mut unused = 0;
+        self.lock().list.retain(|w| {
+            let drop = gone(w);
+            if drop {
+                unused += w.unserved_bytes();
+            }
+            !drop
+        });
+        crate::metrics::count_by(crate::metrics::WAL_READ_AHEAD_UNUSED_BYTES, unused);
+        self.changed.notify_all();
+    }
+
+    /// Drops read windows unused for [`EXPIRY`].
+    fn expire(&self) {
+        let now = Instant::now();
+        self.drop_windows(|w| {
+            !matches!(w.state, State::Reading) && now.duration_since(w.used) >= EXPIRY
+        });
+    }
+
+    /// Reads one window and makes it available.
+    fn fill(&self, job: Job) {
+        let Job {
+            id,
+            file,
+            from,
+            mut buf,
+            batches,
+        } = job;
+        let end = batches.last().map_or(from, |b| b.position + b.len as u64);
+        let state = match file.read_direct(&mut buf, from) {
+            Some(Ok(got)) if got as u64 >= end - from => {
+                let data = buf.freeze();
+                let intact = batches
+                    .iter()
+                    .map(|b| {
+                        let at = (b.position - from) as usize;
+                        data.get(at..at + b.len)
+                            .is_some_and(|bytes| is_intact(bytes, b))
+                    })
+                    .collect();
+                crate::metrics::count_by(crate::metrics::WAL_READ_AHEAD_BYTES, end - from);
+                State::Ready { data, intact }
+            }
+            // Short, failed or refused: the reader reads itself and reports.
+            _ => State::Failed,
+        };
+        if let Some(w) = self.lock().list.iter_mut().find(|w| w.id == id) {
+            w.state = state;
+            w.used = Instant::now();
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// The reading thread: fills windows in the order they were asked for,
+/// drops expired ones, and frees idle slabs once no window is left.
+fn fill_windows(shared: &Shared, jobs: &Receiver<Job>) {
+    loop {
+        match jobs.recv_timeout(EXPIRY) {
+            Ok(job) => shared.fill(job),
+            Err(RecvTimeoutError::Timeout) => {
+                shared.expire();
+                if shared.lock().list.is_empty() {
+                    shared.buffers().release_unused();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
