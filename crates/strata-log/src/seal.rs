@@ -44,6 +44,9 @@ pub(crate) enum SealTask {
         crate::wal_compaction::CompactionPolicy,
         std::sync::mpsc::Sender<crate::wal_compaction::CompactionTotals>,
     ),
+    /// Regroup every sealed segment whose partitions' batches are
+    /// interleaved, now; answer with what was done.
+    RegroupNow(std::sync::mpsc::Sender<crate::wal_compaction::CompactionTotals>),
 }
 
 pub(crate) struct Sealer {
@@ -84,6 +87,12 @@ impl Sealer {
                     self.retry_seals();
                     self.remove_unheld();
                     let _ = reply.send(self.compact_all(policy));
+                    continue;
+                }
+                Some(SealTask::RegroupNow(reply)) => {
+                    self.retry_seals();
+                    self.remove_unheld();
+                    let _ = reply.send(self.regroup_all());
                     continue;
                 }
                 None => {}

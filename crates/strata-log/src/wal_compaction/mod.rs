@@ -19,9 +19,11 @@
 //!    the run's other segments are removed. Readers still holding an old
 //!    file keep reading it: the file's bytes live until they let go.
 //!
-//! The copy is paced by an I/O budget (bytes per second).
+//! The copy is paced by an I/O budget (bytes per second). [`regroup`]
+//! rewrites all-live segments whose partitions' batches are interleaved.
 
 pub mod plan;
+mod regroup;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -209,7 +211,7 @@ impl Sealer {
         out
     }
 
-    fn compact_run(&mut self, run: &[SegmentId]) -> Result<RunOutcome, LogError> {
+    pub(crate) fn compact_run(&mut self, run: &[SegmentId]) -> Result<RunOutcome, LogError> {
         let (Some(&first), Some(&target)) = (run.first(), run.last()) else {
             return Ok(RunOutcome::default());
         };
