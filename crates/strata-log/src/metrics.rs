@@ -61,6 +61,10 @@ pub const WAL_CACHE_MISSES: &str = "wal_cache_misses_total";
 pub const WAL_READ_AHEAD_HITS: &str = "wal_read_ahead_hits_total";
 pub const WAL_READ_AHEAD_BYTES: &str = "wal_read_ahead_bytes_total";
 pub const WAL_READ_AHEAD_UNUSED_BYTES: &str = "wal_read_ahead_unused_bytes_total";
+/// Reads that waited for a window still being read, and windows not read
+/// for want of memory.
+pub const WAL_READ_AHEAD_WAITS: &str = "wal_read_ahead_waits_total";
+pub const WAL_READ_AHEAD_REFUSED: &str = "wal_read_ahead_refused_total";
 /// Stored batches that failed their CRC-32C when read and were not served.
 pub const STORED_BATCHES_DAMAGED: &str = "stored_batches_damaged_total";
 
@@ -175,6 +179,14 @@ pub fn describe() {
         (
             WAL_READ_AHEAD_UNUSED_BYTES,
             "Bytes of batches read ahead that no read took (the reader went away or jumped)",
+        ),
+        (
+            WAL_READ_AHEAD_WAITS,
+            "Reads that waited for read-ahead still reading their batches",
+        ),
+        (
+            WAL_READ_AHEAD_REFUSED,
+            "Read-ahead windows not read because every read-ahead slab was in use",
         ),
         (
             STORED_BATCHES_DAMAGED,

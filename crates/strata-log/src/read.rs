@@ -237,7 +237,7 @@ fn plan_read(
 /// Batches read from disk together: at most this far apart...
 const MAX_GAP: u64 = 256 * 1024;
 /// ...and spanning at most this much.
-pub(crate) const MAX_SPAN: u64 = 4 * 1024 * 1024;
+const MAX_SPAN: u64 = 4 * 1024 * 1024;
 
 /// The planned batches as one buffer, leaving out damaged ones. Batches
 /// still in the tail cache come from memory; the others are read from
