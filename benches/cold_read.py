@@ -13,9 +13,17 @@ For each broker binary (label=path), each round:
     from offset 0 with one consumer (strata-bench consume), stop it;
  3. case "compacted" (binaries that have `strata wal compact`, unless
     --no-compact): with the broker stopped, `strata wal compact DATA_DIR
-    --live-percent 100` (offline; every sealed segment is rewritten with its
-    batches grouped by partition), drop the page cache, start, read
-    everything again, stop.
+    --live-percent 100` (offline; segments with anything dead are rewritten
+    with their live batches grouped by partition), drop the page cache,
+    start, read everything again, stop. Segments produced to 4 partitions
+    at once are all live, so this pass finds nothing to do: it shows that
+    compaction alone leaves them interleaved;
+ 4. case "regrouped" (binaries whose `wal compact` has --regroup): the same
+    with `--live-percent 100 --regroup`, which rewrites every interleaved
+    sealed segment grouped by partition; read everything again.
+
+Offline compaction is paced by the default I/O budget (32 MiB/s of reads
+plus writes), so a regroup of 1 GB takes about a minute.
 
 The order of the binaries alternates from round to round (A B, B A, ...),
 so drift of the shared disk and CPU falls on both alike. Every consume is
@@ -25,8 +33,13 @@ the median per binary and case and each case's ratio to the first
 binary's "as-produced" median, and per round.
 
     benches/cold_read.py --binary today=/work/wt-base/strata-bin \\
-        --binary new=./strata-bin --bench $TARGET/release/strata-bench \\
-        --rounds 3 --json results.json
+        --binary new=./strata-bin \\
+        --binary "new-no-read-ahead=./strata-bin --wal-read-ahead-bytes 0" \\
+        --compact new --bench $TARGET/release/strata-bench \\
+        --rounds 5 --json results.json
+
+A binary is `label=path [serve arguments...]`: the same binary may run
+twice with different settings.
 
 Needs python3 (standard library only) and root for drop_caches (skipped
 with a note otherwise).
@@ -117,16 +130,20 @@ def bench(args, broker, label, *mode):
     return json.loads(out)
 
 
-def has_compact(binary):
-    return subprocess.run([binary, "wal", "compact", "--help"],
-                          capture_output=True).returncode == 0
+def compact_cases(binary):
+    """The compaction cases `binary` can run: none without `wal compact`."""
+    help_text = subprocess.run([binary, "wal", "compact", "--help"],
+                               capture_output=True, text=True)
+    if help_text.returncode != 0:
+        return []
+    return ["compacted"] + (["regrouped"] if "--regroup" in help_text.stdout else [])
 
 
-def one_binary(args, work, name, binary, rnd, rows):
+def one_binary(args, work, name, binary, serve_args, rnd, rows):
     data = os.path.join(work, f"data-{name}-{rnd}")
     shutil.rmtree(data, ignore_errors=True)
     log = os.path.join(work, f"{name}.log")
-    extra = ["--wal-cache-bytes", str(args.cache_bytes)] + args.serve_arg
+    extra = ["--wal-cache-bytes", str(args.cache_bytes)] + args.serve_arg + serve_args
     broker = Broker(binary, data, log, extra)
     try:
         broker.start()
@@ -136,15 +153,18 @@ def one_binary(args, work, name, binary, rnd, rows):
         print(f"  round {rnd} {name:<10} produce {p['produce']['mb_per_s']:7.1f} MB/s", flush=True)
         broker.stop()
         cases = ["as-produced"]
-        if not args.no_compact and has_compact(binary):
-            cases.append("compacted")
+        if not args.no_compact and (not args.compact or name in args.compact):
+            cases += compact_cases(binary)
         for case in cases:
             note = ""
-            if case == "compacted":
+            if case in ("compacted", "regrouped"):
+                cmd = [binary, "wal", "compact", data, "--live-percent", "100"]
+                if case == "regrouped":
+                    cmd.append("--regroup")
                 t0 = time.time()
-                out = subprocess.run([binary, "wal", "compact", data, "--live-percent", "100"],
-                                     check=True, capture_output=True, text=True).stdout
-                note = f"compaction {time.time() - t0:.1f} s: {out.strip().splitlines()[-1] if out.strip() else ''}"
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                last = out.strip().splitlines()[-1] if out.strip() else ""
+                note = f"{' '.join(cmd[1:3] + cmd[4:])}: {time.time() - t0:.1f} s, {last}"
             dropped = drop_caches()
             broker.start()
             for i in range(args.consumes):
@@ -198,7 +218,8 @@ def summary(rows, first):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", action="append", required=True,
-                    help="label=path of a strata binary; the first is the reference (repeatable)")
+                    help="label=path [serve arguments] of a strata binary; the first is the "
+                         "reference (repeatable)")
     ap.add_argument("--bench", required=True, help="strata-bench binary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--messages", type=int, default=1_000_000)
@@ -207,7 +228,10 @@ def main():
                     help="--wal-cache-bytes for the broker (default 8 MiB)")
     ap.add_argument("--consumes", type=int, default=1,
                     help="reads of the whole topic per broker start (the first counts)")
-    ap.add_argument("--no-compact", action="store_true", help="skip the compacted case")
+    ap.add_argument("--no-compact", action="store_true", help="skip the compaction cases")
+    ap.add_argument("--compact", action="append", default=[],
+                    help="run the compaction cases for this binary label only (repeatable; "
+                         "default: every binary that has `wal compact`)")
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="extra argument for `strata serve` (repeatable)")
     ap.add_argument("--work", help="directory for data dirs and logs (default: a new temp dir)")
@@ -216,10 +240,11 @@ def main():
     args = ap.parse_args()
     binaries = []
     for b in args.binary:
-        name, _, path = b.partition("=")
-        if not path:
-            sys.exit(f"--binary {b}: expected label=path")
-        binaries.append((name, os.path.abspath(path)))
+        name, _, spec = b.partition("=")
+        words = spec.split()
+        if not words:
+            sys.exit(f"--binary {b}: expected label=path [serve arguments]")
+        binaries.append((name, os.path.abspath(words[0]), words[1:]))
     work = args.work or tempfile.mkdtemp(prefix="strata-cold.")
     os.makedirs(work, exist_ok=True)
     print(f"work dir {work}; {args.messages} x {args.size} B to {PARTITIONS} partitions; "
@@ -227,8 +252,8 @@ def main():
     rows = []
     for rnd in range(1, args.rounds + 1):
         order = binaries if rnd % 2 == 1 else list(reversed(binaries))
-        for name, binary in order:
-            one_binary(args, work, name, binary, rnd, rows)
+        for name, binary, serve_args in order:
+            one_binary(args, work, name, binary, serve_args, rnd, rows)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(rows, f, indent=1)
