@@ -289,9 +289,10 @@ fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogEr
         }
         // Up to the next batch the read-ahead has.
         let len = run_len(plan, i);
-        let len = (1..len)
-            .find(|k| plan.get(i + k).is_some_and(|b| cache.ahead.holds(b)))
-            .unwrap_or(len);
+        let len = plan
+            .get(i + 1..i + len)
+            .and_then(|rest| cache.ahead.first_held(rest))
+            .map_or(len, |k| k + 1);
         let run = &plan[i..i + len];
         i += len;
         if let Some(read) = read_run(run, cache)? {

@@ -32,7 +32,7 @@ use crate::read_ahead::ReadAhead;
 /// of its own size.
 const SLAB_BYTES: usize = 8 * 1024 * 1024 + 4 * BLOCK;
 /// Bytes of one read slab: a run of nearby batches is at most 4 MiB.
-pub(crate) const READ_SLAB_BYTES: usize = 4 * 1024 * 1024 + 4 * BLOCK;
+const READ_SLAB_BYTES: usize = 4 * 1024 * 1024 + 4 * BLOCK;
 
 /// One group commit's bytes, where the WAL holds them.
 struct Chunk {
@@ -205,52 +205,6 @@ impl Staging {
         self.slab.extend_from_slice(bytes);
         self.slab.put_bytes(0, len - carry.len() - bytes.len());
         &self.slab
-    }
-
-    /// Staging that never holds more than `max_slabs` slabs of
-    /// `slab_bytes` (see [`Self::try_take`]).
-    pub fn bounded(slab_bytes: usize, max_slabs: usize) -> Self {
-        Staging {
-            slab_bytes,
-            retired_limit: max_slabs.saturating_sub(1),
-            ..Staging::default()
-        }
-    }
-
-    /// `len` zeroed bytes at a block-aligned address from a staging made
-    /// with [`Self::bounded`]: `None` when `len` does not fit a slab, or
-    /// when every slab it may hold still has views into it.
-    pub fn try_take(&mut self, len: usize) -> Option<BytesMut> {
-        let need = len + BLOCK;
-        if need > self.slab_bytes {
-            return None;
-        }
-        if self.slab.capacity() < need {
-            let full = std::mem::take(&mut self.slab);
-            if full.capacity() > 0 {
-                self.retired.push_back(full);
-            }
-            if let Some(at) = self.retired.iter_mut().position(|s| s.try_reclaim(need)) {
-                self.slab = self.retired.remove(at)?;
-            } else if self.retired.len() <= self.retired_limit {
-                self.slab = BytesMut::with_capacity(self.slab_bytes);
-            } else {
-                return None;
-            }
-        }
-        self.align();
-        self.slab.put_bytes(0, len);
-        Some(self.slab.split())
-    }
-
-    /// Frees the slabs no view is left in (a bounded staging gone idle).
-    pub fn release_unused(&mut self) {
-        let current = std::mem::take(&mut self.slab);
-        if current.capacity() > 0 {
-            self.retired.push_back(current);
-        }
-        let whole = self.slab_bytes;
-        self.retired.retain_mut(|slab| !slab.try_reclaim(whole));
     }
 
     /// `len` zeroed bytes at a block-aligned address.

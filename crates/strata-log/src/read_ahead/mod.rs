@@ -15,13 +15,12 @@
 //! rather than reading the same bytes again.
 //!
 //! Invariants:
-//! - memory: windows are carved from at most `limit / READ_SLAB_BYTES`
-//!   slabs ([`Staging::bounded`]), by the reading thread (so zeroing them
-//!   costs the fetch path nothing); when none is free (every slab still has
-//!   a window or an unsent answer in it) the window is not read, and its
-//!   batches are read by the fetch as without read-ahead. Idle slabs are
-//!   freed once no window is left for [`EXPIRY`]. Windows waiting to be
-//!   read are at most [`QUEUE`];
+//! - memory: windows are read into buffers of a [`pool::Pool`] of at most
+//!   `limit` bytes, reused without being zeroed again; when it has no room
+//!   (its buffers all hold windows or answers not yet sent) the window is
+//!   not read, and its batches are read by the fetch as without read-ahead.
+//!   Idle buffers are freed once no window is left for [`EXPIRY`]. Windows
+//!   waiting to be read are at most [`QUEUE`];
 //! - a window belongs to the segment *file* it was read from (the `Arc` the
 //!   plan holds), not just to its segment id: WAL compaction replaces
 //!   segments by a file with the id of the last one, and a window of an old
@@ -41,11 +40,12 @@ use strata_wal::direct::BLOCK;
 use strata_wal::{SegmentFile, SegmentId};
 
 mod cursor;
+mod pool;
 
 pub(crate) use cursor::ReadCursor;
 
 use crate::read::{is_intact, run_len, PlannedBatch};
-use crate::tail_cache::{Staging, READ_SLAB_BYTES};
+use pool::Pool;
 
 /// Memory for read-ahead unless configured (`wal_read_ahead_bytes`).
 pub const DEFAULT_BYTES: usize = 32 * 1024 * 1024;
@@ -57,10 +57,12 @@ const EXPIRY: Duration = Duration::from_secs(1);
 const WAIT: Duration = Duration::from_secs(1);
 /// Windows queued for the reading threads at most.
 const QUEUE: usize = 64;
-/// Reading threads: two reads in flight keep this kind of disk (a virtio
-/// or NVMe queue) busier than one: 1.2–1.4 GB/s against 0.7–1.0 GB/s for
-/// 1 MiB direct reads on the development machine.
-const READERS: usize = 2;
+/// Reading threads: several reads in flight keep this kind of disk (a
+/// virtio or NVMe queue) busier than one: 1.2–1.4 GB/s against 0.7–1.0
+/// GB/s for 1 MiB direct reads on the development machine. With two, reads
+/// still waited for the read-ahead 24–178 times per 1 GB consumed; with
+/// four, 14–32 times.
+const READERS: usize = 4;
 
 /// What a read finds for a batch in the read-ahead.
 #[derive(Debug)]
@@ -81,17 +83,18 @@ pub(crate) struct ReadAhead {
 impl std::fmt::Debug for ReadAhead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadAhead")
-            .field("max_slabs", &self.shared.max_slabs)
+            .field("limit", &self.shared.limit)
             .finish_non_exhaustive()
     }
 }
 
 struct Shared {
-    max_slabs: usize,
+    limit: usize,
     windows: Mutex<Windows>,
     /// Signalled when a window is read (or dropped).
     changed: Condvar,
-    buffers: Mutex<Staging>,
+    /// Taken after `windows` when both are held, never before.
+    buffers: Mutex<Pool>,
 }
 
 #[derive(Default)]
@@ -156,20 +159,19 @@ impl Window {
 impl ReadAhead {
     /// Read-ahead in at most `limit` bytes of memory (0: none).
     pub(crate) fn new(limit: usize) -> Self {
-        let max_slabs = limit / READ_SLAB_BYTES;
         ReadAhead {
             shared: Arc::new(Shared {
-                max_slabs,
+                limit,
                 windows: Mutex::new(Windows::default()),
                 changed: Condvar::new(),
-                buffers: Mutex::new(Staging::bounded(READ_SLAB_BYTES, max_slabs)),
+                buffers: Mutex::new(Pool::new(limit)),
             }),
             jobs: OnceLock::new(),
         }
     }
 
     pub(crate) fn enabled(&self) -> bool {
-        self.shared.max_slabs > 0
+        self.shared.limit > 0
     }
 
     /// Has `batches` (a partition's next ones, in order, direct I/O) read
@@ -193,8 +195,8 @@ impl ReadAhead {
             let from = first.position - first.position % BLOCK as u64;
             let end = last.position + last.len as u64;
             let len = (end.div_ceil(BLOCK as u64) * BLOCK as u64 - from) as usize;
-            if len > READ_SLAB_BYTES - BLOCK {
-                // One batch larger than a slab: not read ahead.
+            if len > self.shared.limit / 2 {
+                // One batch too large for the read-ahead's memory.
                 break;
             }
             let id = {
@@ -270,13 +272,32 @@ impl ReadAhead {
                     window.used = Instant::now();
                     window.served = window.served.max(index + 1);
                     if index + 1 == window.batches.len() {
-                        w.list.swap_remove(at);
+                        let done = w.list.swap_remove(at);
+                        self.shared.recycle(done.state);
                     }
                     crate::metrics::count(crate::metrics::WAL_READ_AHEAD_HITS);
                     return Some(taken);
                 }
             }
         }
+    }
+
+    /// The first of `batches` (in position order, one file) a window holds
+    /// or is reading, under one lock.
+    pub(crate) fn first_held(&self, batches: &[PlannedBatch]) -> Option<usize> {
+        let first = batches.first()?;
+        let w = self.shared.lock();
+        w.list
+            .iter()
+            .filter(|w| Arc::ptr_eq(&w.file, &first.file))
+            .filter_map(|w| {
+                let start = w.batches.first()?.position;
+                let at = batches.partition_point(|b| b.position < start);
+                (at..batches.len())
+                    .take(w.batches.len())
+                    .find(|&k| batches.get(k).is_some_and(|b| w.find(b).is_some()))
+            })
+            .min()
     }
 
     /// Whether a window holds (or is reading) the batch.
@@ -338,22 +359,31 @@ impl Shared {
         self.windows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn buffers(&self) -> MutexGuard<'_, Staging> {
+    fn buffers(&self) -> MutexGuard<'_, Pool> {
         self.buffers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives a gone window's buffer back to the pool.
+    fn recycle(&self, state: State) {
+        if let State::Ready { data, .. } = state {
+            self.buffers().give_back(data);
+        }
     }
 
     /// Drops the windows `gone` picks (their unserved bytes were read for
     /// nothing) and wakes readers waiting for them.
     fn drop_windows(&self, gone: impl Fn(&Window) -> bool) {
-        let mut unused = 0;
-        self.lock().list.retain(|w| {
-            let drop = gone(w);
-            if drop {
-                unused += w.unserved_bytes();
-            }
-            !drop
-        });
+        let dropped: Vec<Window> = {
+            let mut w = self.lock();
+            let (out, kept) = std::mem::take(&mut w.list).into_iter().partition(&gone);
+            w.list = kept;
+            out
+        };
+        let unused = dropped.iter().map(Window::unserved_bytes).sum();
         crate::metrics::count_by(crate::metrics::WAL_READ_AHEAD_UNUSED_BYTES, unused);
+        for window in dropped {
+            self.recycle(window.state);
+        }
         self.changed.notify_all();
     }
 
@@ -365,14 +395,14 @@ impl Shared {
         });
     }
 
-    /// A buffer for a window: from a free slab, else after dropping windows
+    /// A buffer for a window: from the pool, else after dropping windows
     /// nobody used lately, else none.
     fn buffer(&self, len: usize) -> Option<BytesMut> {
-        if let Some(buf) = self.buffers().try_take(len) {
+        if let Some(buf) = self.buffers().take(len) {
             return Some(buf);
         }
         self.expire();
-        self.buffers().try_take(len)
+        self.buffers().take(len)
     }
 
     /// Reads one window and makes it available.
@@ -390,9 +420,12 @@ impl Shared {
             self.settle(id, State::Failed);
             return;
         };
-        let state = match file.read_direct(&mut buf, from) {
+        let read = buf
+            .get_mut(..len)
+            .and_then(|into| file.read_direct(into, from));
+        let data = buf.freeze();
+        let state = match read {
             Some(Ok(got)) if got as u64 >= end - from => {
-                let data = buf.freeze();
                 let intact = batches
                     .iter()
                     .map(|b| {
@@ -405,23 +438,32 @@ impl Shared {
                 State::Ready { data, intact }
             }
             // Short, failed or refused: the reader reads itself and reports.
-            _ => State::Failed,
+            _ => {
+                self.buffers().give_back(data);
+                State::Failed
+            }
         };
         self.settle(id, state);
     }
 
     /// Window `id` is read (or cannot be): readers may take from it.
     fn settle(&self, id: u64, state: State) {
-        if let Some(w) = self.lock().list.iter_mut().find(|w| w.id == id) {
-            w.state = state;
-            w.used = Instant::now();
+        let mut w = self.lock();
+        match w.list.iter_mut().find(|w| w.id == id) {
+            Some(window) => {
+                window.state = state;
+                window.used = Instant::now();
+            }
+            // Forgotten while it was read.
+            None => self.recycle(state),
         }
+        drop(w);
         self.changed.notify_all();
     }
 }
 
 /// A reading thread: fills windows in the order they were asked for (with
-/// the other threads), drops expired ones, and frees idle slabs once no
+/// the other threads), drops expired ones, and frees idle buffers once no
 /// window is left.
 fn fill_windows(shared: &Shared, jobs: &Mutex<Receiver<Job>>) {
     loop {
@@ -433,7 +475,8 @@ fn fill_windows(shared: &Shared, jobs: &Mutex<Receiver<Job>>) {
             Ok(job) => shared.fill(job),
             Err(RecvTimeoutError::Timeout) => {
                 shared.expire();
-                if shared.lock().list.is_empty() {
+                let idle = shared.lock().list.is_empty();
+                if idle {
                     shared.buffers().release_unused();
                 }
             }

@@ -114,6 +114,9 @@ fn a_batch_not_read_ahead_is_a_miss_at_once() {
     };
     let ahead = ReadAhead::new(DEFAULT_BYTES);
     ahead.request(&planned[5..7]);
+    assert_eq!(ahead.first_held(&planned[2..9]), Some(3));
+    assert_eq!(ahead.first_held(&planned[6..]), Some(0));
+    assert_eq!(ahead.first_held(&planned[..5]), None);
     let started = Instant::now();
     assert!(ahead.take(&planned[4]).is_none());
     assert!(!ahead.holds(&planned[8]));
@@ -126,18 +129,18 @@ fn a_batch_not_read_ahead_is_a_miss_at_once() {
 }
 
 #[test]
-fn memory_stays_within_its_slabs() {
+fn memory_stays_within_its_limit() {
     let dir = tempfile::tempdir().unwrap();
-    // Twelve batches of 1 MiB, in windows of three: two slabs of 4 MiB
-    // hold two windows.
+    // Twelve batches of 1 MiB, in windows of three (buffers of 4 MiB).
     let batches: Vec<Vec<u8>> = (0..12).map(|i| batch(i, 1, 1 << 20)).collect();
     let Some((_, planned)) = segment(dir.path(), "a.wal", 1, &batches) else {
         return;
     };
-    let ahead = ReadAhead::new(2 * READ_SLAB_BYTES);
+    // Room for two buffers.
+    let ahead = ReadAhead::new(2 * (4 * 1024 * 1024 + 2 * BLOCK));
     assert_eq!(ahead.request(&planned), 12);
     // What is served is kept (as an answer not yet sent keeps it): two
-    // windows get a slab, the others find none, and their batches are
+    // windows get a buffer, the others find no room, and their batches are
     // left to the reads.
     let mut served = Vec::new();
     let mut missed = Vec::new();
@@ -153,7 +156,7 @@ fn memory_stays_within_its_slabs() {
     }
     assert_eq!(served.len(), 6, "two windows of three batches");
     assert_eq!(ahead.held_bytes(), 0);
-    // Sent and dropped, the slabs are used again.
+    // Sent and dropped, the buffers are used again.
     drop(served);
     assert_eq!(ahead.request(&missed), 6);
     for b in &missed {
@@ -163,21 +166,32 @@ fn memory_stays_within_its_slabs() {
 }
 
 #[test]
-fn a_bounded_staging_never_holds_more_slabs() {
-    let mut staging = Staging::bounded(4 * BLOCK, 2);
-    let a = staging.try_take(2 * BLOCK).unwrap();
-    let b = staging.try_take(2 * BLOCK).unwrap();
-    assert!(staging.try_take(5 * BLOCK).is_none(), "larger than a slab");
-    assert!(
-        staging.try_take(2 * BLOCK).is_none(),
-        "both slabs have views"
-    );
-    drop(a);
-    let c = staging.try_take(2 * BLOCK).unwrap();
-    assert_eq!(c.as_ptr() as usize % BLOCK, 0);
-    drop((b, c));
-    staging.release_unused();
-    assert!(staging.try_take(2 * BLOCK).is_some());
+fn the_pool_reuses_buffers_nobody_views_without_zeroing_them() {
+    let grain = 1024 * 1024;
+    let mut pool = pool::Pool::new(2 * (grain + BLOCK));
+    let mut a = pool.take(100).unwrap();
+    assert_eq!(a.as_ptr() as usize % BLOCK, 0);
+    assert_eq!(a.len(), grain, "whole MiB, initialized");
+    a[..4].copy_from_slice(b"data");
+    let a = a.freeze();
+    let view = a.slice(..4);
+    pool.give_back(a);
+    let b = pool.take(grain).unwrap();
+    assert!(pool.take(1).is_none(), "the limit: one buffer still viewed");
+    drop(view);
+    let again = pool.take(10).unwrap();
+    assert_eq!(&again[..4], b"data", "reused as it was");
+    assert_eq!(pool.allocated(), 2 * (grain + BLOCK));
+    pool.give_back(again.freeze());
+    pool.give_back(b.freeze());
+    // A larger buffer: the unused ones make room for it.
+    let big = pool.take(grain + 1).unwrap();
+    assert_eq!(big.len(), 2 * grain);
+    assert_eq!(pool.allocated(), 2 * grain + BLOCK);
+    pool.give_back(big.freeze());
+    assert!(pool.take(3 * grain).is_none(), "larger than the limit");
+    pool.release_unused();
+    assert_eq!(pool.allocated(), 0);
 }
 
 #[test]
@@ -222,6 +236,17 @@ fn windows_of_a_replaced_segment_file_never_serve_its_replacement() {
     // The replacement is read ahead like any other file.
     assert_eq!(ahead.request(&new[..2]), 2);
     assert_eq!(intact(ahead.take(&new[1])).as_ref(), &moved[1][..]);
+    // Every buffer came back, those of windows forgotten while being read
+    // included.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        ahead.shared.buffers().release_unused();
+        if ahead.shared.buffers().allocated() == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "a buffer never came back");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// A partition whose batches are those of one segment file.
