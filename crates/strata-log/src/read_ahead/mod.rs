@@ -61,7 +61,7 @@ const QUEUE: usize = 64;
 /// virtio or NVMe queue) busier than one: 1.2–1.4 GB/s against 0.7–1.0
 /// GB/s for 1 MiB direct reads on the development machine. With two, reads
 /// still waited for the read-ahead 24–178 times per 1 GB consumed; with
-/// four, 14–32 times.
+/// four, 0–55 times.
 const READERS: usize = 4;
 
 /// What a read finds for a batch in the read-ahead.
