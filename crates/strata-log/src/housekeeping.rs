@@ -22,6 +22,9 @@ pub(crate) enum SealTask {
     Remove,
     /// Compact every run `policy` finds due, now; answer with what was done.
     CompactNow(CompactionPolicy, std::sync::mpsc::Sender<CompactionTotals>),
+    /// Regroup every sealed segment whose partitions' batches are
+    /// interleaved, now; answer with what was done.
+    RegroupNow(std::sync::mpsc::Sender<CompactionTotals>),
 }
 
 /// The sealing thread's loop around a [`Sealer`].
@@ -80,12 +83,14 @@ impl Housekeeper {
             }
             let mut remove = self.removal_wanted.swap(false, Ordering::AcqRel);
             let mut compact_now = Vec::new();
+            let mut regroup_now = Vec::new();
             self.sealer.failed.extend(self.overflow.take());
             for task in tasks {
                 match task {
                     SealTask::Seal(id) => self.sealer.failed.push(id),
                     SealTask::Remove => remove = true,
                     SealTask::CompactNow(policy, reply) => compact_now.push((policy, reply)),
+                    SealTask::RegroupNow(reply) => regroup_now.push(reply),
                 }
             }
             self.sealer.retry_seals();
@@ -94,6 +99,9 @@ impl Housekeeper {
             }
             for (policy, reply) in compact_now {
                 let _ = reply.send(self.compact_all(policy));
+            }
+            for reply in regroup_now {
+                let _ = reply.send(self.sealer.regroup_all());
             }
             if disconnected {
                 break;

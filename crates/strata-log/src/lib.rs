@@ -15,7 +15,9 @@
 //! - [`segment_index`]: the index file of a sealed WAL segment.
 //! - [`partition`]: one partition's state: its batches and where they sit.
 //! - [`ledger`]: live bytes, batches and holding partitions per WAL segment.
-//! - [`read`]: reads of whole batches, and offsets for timestamps.
+//! - [`read`]: reads of whole batches, and offsets for timestamps
+//!   (`read_ahead`: batches read ahead for consumers reading old data in
+//!   order).
 //! - [`retention`]: where `retention.ms`/`retention.bytes` move a log start.
 //! - [`tail_cache`]: the most recent WAL bytes in memory, for reads.
 //! - [`producer`]: idempotent producer state (sequence checks, snapshots).
@@ -49,6 +51,7 @@ pub mod producer;
 mod producer_ids;
 pub mod producer_snapshot;
 pub mod read;
+mod read_ahead;
 pub mod recovery;
 pub mod registry;
 pub mod retention;

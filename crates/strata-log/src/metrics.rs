@@ -61,6 +61,15 @@ pub const RETENTION_DELETED_BYTES: &str = "retention_deleted_bytes_total";
 /// Batches reads took from the tail cache, and from disk.
 pub const WAL_CACHE_HITS: &str = "wal_cache_hits_total";
 pub const WAL_CACHE_MISSES: &str = "wal_cache_misses_total";
+/// Read-ahead for consumers reading old data in order: batches reads took
+/// from it, bytes it read, and bytes it read that no read took.
+pub const WAL_READ_AHEAD_HITS: &str = "wal_read_ahead_hits_total";
+pub const WAL_READ_AHEAD_BYTES: &str = "wal_read_ahead_bytes_total";
+pub const WAL_READ_AHEAD_UNUSED_BYTES: &str = "wal_read_ahead_unused_bytes_total";
+/// Reads that waited for a window still being read, and windows not read
+/// for want of memory.
+pub const WAL_READ_AHEAD_WAITS: &str = "wal_read_ahead_waits_total";
+pub const WAL_READ_AHEAD_REFUSED: &str = "wal_read_ahead_refused_total";
 /// Stored batches that failed their CRC-32C when read and were not served.
 pub const STORED_BATCHES_DAMAGED: &str = "stored_batches_damaged_total";
 
@@ -175,6 +184,26 @@ pub fn describe() {
         (
             WAL_CACHE_MISSES,
             "Batches reads took from disk (older than the tail cache)",
+        ),
+        (
+            WAL_READ_AHEAD_HITS,
+            "Batches reads took from the read-ahead (read while the previous answer travelled)",
+        ),
+        (
+            WAL_READ_AHEAD_BYTES,
+            "Bytes read ahead from disk for consumers reading old data in order",
+        ),
+        (
+            WAL_READ_AHEAD_UNUSED_BYTES,
+            "Bytes of batches read ahead that no read took (the reader went away or jumped)",
+        ),
+        (
+            WAL_READ_AHEAD_WAITS,
+            "Reads that waited for read-ahead still reading their batches",
+        ),
+        (
+            WAL_READ_AHEAD_REFUSED,
+            "Read-ahead windows not read because every read-ahead slab was in use",
         ),
         (
             STORED_BATCHES_DAMAGED,

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use strata_protocol::batch::{split_batches, BatchHeader};
@@ -204,6 +204,8 @@ pub struct PartitionLog {
     state: RwLock<PartitionState>,
     /// The WAL's recent bytes, shared by all partitions.
     pub(crate) cache: Arc<TailCache>,
+    /// Where reads left off, for read-ahead.
+    pub(crate) read_cursor: Mutex<crate::read_ahead::ReadCursor>,
 }
 
 /// What a read returns.
@@ -240,6 +242,7 @@ impl PartitionLog {
             dir,
             state: RwLock::new(state),
             cache,
+            read_cursor: Mutex::new(crate::read_ahead::ReadCursor::default()),
         }
     }
 

@@ -10,6 +10,12 @@
 //! disk is checked against its CRC-32C: a batch damaged on disk after it
 //! was written is left out and reported, so consumers never receive
 //! damaged bytes; they see an offset gap instead.
+//!
+//! A read that starts where the partition's previous read ended (a
+//! consumer going through the log in order) also plans the batches after
+//! it, up to 4 MiB, and has the [`crate::read_ahead`] thread read
+//! them while this answer travels; the next read takes them from memory.
+//! Those batches are checked the same way before they are served.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -20,19 +26,35 @@ use strata_protocol::batch::{validate_crc, BatchHeader, HEADER_LEN};
 use strata_wal::SegmentId;
 
 use crate::partition::{Isolation, PartitionLog, PartitionState, ReadResult, DECOMPRESS_LIMIT};
+use crate::read_ahead::Taken;
+
 use crate::tail_cache::TailCache;
 use crate::LogError;
 use strata_wal::direct::BLOCK;
 use strata_wal::SegmentFile;
 
 /// One batch a read will copy.
-struct PlannedBatch {
-    file: Arc<SegmentFile>,
-    segment: SegmentId,
-    base_offset: i64,
-    last_offset: i64,
-    position: u64,
-    len: usize,
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedBatch {
+    pub(crate) file: Arc<SegmentFile>,
+    pub(crate) segment: SegmentId,
+    pub(crate) base_offset: i64,
+    pub(crate) last_offset: i64,
+    pub(crate) position: u64,
+    pub(crate) len: usize,
+}
+
+impl PlannedBatch {
+    pub(crate) fn of(b: &crate::partition::StoredBatch) -> Self {
+        PlannedBatch {
+            file: Arc::clone(&b.file),
+            segment: b.segment,
+            base_offset: b.base_offset,
+            last_offset: b.last_offset,
+            position: b.position,
+            len: b.len as usize,
+        }
+    }
 }
 
 /// Batches examined per lock taken by a timestamp lookup.
@@ -94,10 +116,16 @@ impl PartitionLog {
         };
         let mut from = offset;
         loop {
-            let plan = plan_read(&self.state(), from, limit, max_bytes, first);
+            let (plan, ahead) = {
+                let st = self.state();
+                let plan = plan_read(&st, from, limit, max_bytes, first);
+                let ahead = self.plan_ahead(&st, from, &plan);
+                (plan, ahead)
+            };
             let Some(last) = plan.last().map(|b| b.last_offset) else {
                 return Ok(result);
             };
+            self.read_ahead(ahead);
             let served = read_planned(&plan, &self.cache)?;
             if !served.is_empty() {
                 result.records = served;
@@ -201,14 +229,7 @@ fn plan_read(
             break;
         }
         planned += len;
-        out.push(PlannedBatch {
-            file: Arc::clone(&b.file),
-            segment: b.segment,
-            base_offset: b.base_offset,
-            last_offset: b.last_offset,
-            position: b.position,
-            len,
-        });
+        out.push(PlannedBatch::of(b));
     }
     out
 }
@@ -221,7 +242,8 @@ const MAX_SPAN: u64 = 4 * 1024 * 1024;
 /// The planned batches as one buffer, leaving out damaged ones. Batches
 /// still in the tail cache come from memory; the others are read from
 /// their segment, with direct I/O where it is on, a run of nearby batches
-/// at a time. A read of one batch is served without a copy.
+/// at a time, unless the read-ahead has them. A read of one batch is served
+/// without a copy.
 fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogError> {
     if let [batch] = plan {
         if let Some(bytes) = cache.get(batch.segment, batch.position, batch.len) {
@@ -229,6 +251,14 @@ fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogEr
             return Ok(bytes);
         }
         crate::metrics::count(crate::metrics::WAL_CACHE_MISSES);
+        match cache.ahead.take(batch) {
+            Some(Taken::Intact(bytes)) => return Ok(bytes),
+            Some(Taken::Damaged) => {
+                report_damage(batch);
+                return Ok(Bytes::new());
+            }
+            None => {}
+        }
         if let Some(read) = read_run(plan, cache)? {
             return Ok(read.into_iter().next().unwrap_or_default());
         }
@@ -244,8 +274,27 @@ fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogEr
             i += 1;
             continue;
         }
-        let run = run_from(plan, i);
-        i += run.len();
+        match cache.ahead.take(batch) {
+            Some(Taken::Intact(bytes)) => {
+                out.extend_from_slice(&bytes);
+                i += 1;
+                continue;
+            }
+            Some(Taken::Damaged) => {
+                report_damage(batch);
+                i += 1;
+                continue;
+            }
+            None => {}
+        }
+        // Up to the next batch the read-ahead has.
+        let len = run_len(plan, i);
+        let len = plan
+            .get(i + 1..i + len)
+            .and_then(|rest| cache.ahead.first_held(rest))
+            .map_or(len, |k| k + 1);
+        let run = &plan[i..i + len];
+        i += len;
         if let Some(read) = read_run(run, cache)? {
             for bytes in read {
                 out.extend_from_slice(&bytes);
@@ -274,11 +323,12 @@ fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogEr
     Ok(out.freeze())
 }
 
-/// The batches from `plan[from]` on that sit close together in one segment.
-fn run_from(plan: &[PlannedBatch], from: usize) -> &[PlannedBatch] {
+/// How many batches from `plan[from]` on sit close together in one
+/// segment (at least one, unless `from` is past the end).
+pub(crate) fn run_len(plan: &[PlannedBatch], from: usize) -> usize {
     let rest = plan.get(from..).unwrap_or_default();
     let Some(first) = rest.first() else {
-        return rest;
+        return 0;
     };
     let mut len = 1;
     let mut end = first.position + first.len as u64;
@@ -294,7 +344,7 @@ fn run_from(plan: &[PlannedBatch], from: usize) -> &[PlannedBatch] {
         end = next_end;
         len += 1;
     }
-    &rest[..len]
+    len
 }
 
 /// Reads a run of batches of one segment with one direct read of the
@@ -355,7 +405,7 @@ fn report_damage(batch: &PlannedBatch) {
 }
 
 /// Whether `bytes` are the intact batch the plan expects there.
-fn is_intact(bytes: &[u8], batch: &PlannedBatch) -> bool {
+pub(crate) fn is_intact(bytes: &[u8], batch: &PlannedBatch) -> bool {
     BatchHeader::parse(bytes).is_ok_and(|h| {
         h.total_len == batch.len
             && h.base_offset == batch.base_offset

@@ -11,6 +11,10 @@
 //! copied until it reaches the socket. Slabs are reused once no view into
 //! them is left (cached, or in flight to a consumer), so steady traffic
 //! touches no fresh memory.
+//!
+//! The cache also owns the [`ReadAhead`] of consumers reading old data in
+//! order, so that [`TailCache::forget`] (WAL compaction replacing
+//! segments) drops what both hold of those segments.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -19,6 +23,8 @@ use std::sync::{Mutex, PoisonError};
 use bytes::{BufMut, Bytes, BytesMut};
 use strata_wal::direct::{window_len, BLOCK};
 use strata_wal::SegmentId;
+
+use crate::read_ahead::ReadAhead;
 
 /// Bytes of one write slab: room for the largest ordinary group commit
 /// (8 MiB) with its carry and padding, so slabs are all alike and
@@ -50,6 +56,8 @@ pub struct TailCache {
     limit: usize,
     chunks: Mutex<Chunks>,
     reads: Mutex<Staging>,
+    /// Batches read ahead for sequential readers of old data.
+    pub(crate) ahead: ReadAhead,
 }
 
 impl std::fmt::Debug for TailCache {
@@ -61,8 +69,15 @@ impl std::fmt::Debug for TailCache {
 }
 
 impl TailCache {
-    /// A cache of at most `limit` bytes; 0 turns it off.
+    /// A cache of at most `limit` bytes (0 turns it off), with the
+    /// default read-ahead.
     pub fn new(limit: usize) -> Self {
+        Self::with_read_ahead(limit, crate::read_ahead::DEFAULT_BYTES)
+    }
+
+    /// A cache of at most `limit` bytes, and at most `read_ahead_bytes` of
+    /// memory for read-ahead (0 turns either off).
+    pub fn with_read_ahead(limit: usize, read_ahead_bytes: usize) -> Self {
         TailCache {
             limit,
             chunks: Mutex::new(Chunks::default()),
@@ -71,6 +86,7 @@ impl TailCache {
                 retired_limit: 2,
                 ..Staging::default()
             }),
+            ahead: ReadAhead::new(read_ahead_bytes),
         }
     }
 
@@ -112,9 +128,16 @@ impl TailCache {
         (to <= chunk.data.len()).then(|| chunk.data.slice(from..to))
     }
 
-    /// Drops every chunk of `segments` (WAL compaction replaced them: the
-    /// same positions now hold other bytes).
+    /// Whether the cache holds the `len` bytes at `position` of `segment`.
+    pub fn holds(&self, segment: SegmentId, position: u64, len: usize) -> bool {
+        self.get(segment, position, len).is_some()
+    }
+
+    /// Drops every chunk of `segments`, and every read-ahead window of
+    /// them (WAL compaction replaced them: the same positions now hold
+    /// other bytes).
     pub fn forget(&self, segments: &[SegmentId]) {
+        self.ahead.forget(segments);
         let mut chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
         let mut dropped = 0;
         chunks.list.retain(|c| {

@@ -273,6 +273,11 @@ impl SegmentFile {
         Ok(SegmentFile { buffered, direct })
     }
 
+    /// Whether reads can bypass the page cache ([`Self::read_direct`]).
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
     /// The file through the page cache.
     pub fn buffered(&self) -> &File {
         &self.buffered

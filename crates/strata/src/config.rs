@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Bytes of recent WAL writes kept in memory for reads (0: none).
     #[arg(long, env = "STRATA_WAL_CACHE_BYTES")]
     pub wal_cache_bytes: Option<usize>,
+    /// Memory for batches read ahead for consumers reading older data in
+    /// order (0: no read-ahead).
+    #[arg(long, env = "STRATA_WAL_READ_AHEAD_BYTES")]
+    pub wal_read_ahead_bytes: Option<usize>,
     /// Largest request accepted (Kafka's socket.request.max.bytes).
     #[arg(long, env = "STRATA_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -150,6 +154,7 @@ pub struct Config {
     pub wal_segment_bytes: u64,
     pub wal_direct_io: bool,
     pub wal_cache_bytes: usize,
+    pub wal_read_ahead_bytes: usize,
     pub max_request_bytes: usize,
     pub fetch_memory_bytes: usize,
     pub max_connections: usize,
@@ -181,6 +186,7 @@ impl Default for Config {
             wal_segment_bytes: 64 * 1024 * 1024,
             wal_direct_io: true,
             wal_cache_bytes: 64 * 1024 * 1024,
+            wal_read_ahead_bytes: 32 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
             fetch_memory_bytes: 256 * 1024 * 1024,
             max_connections: 10_000,
@@ -252,6 +258,7 @@ impl Config {
         take!(wal_segment_bytes);
         take!(wal_direct_io);
         take!(wal_cache_bytes);
+        take!(wal_read_ahead_bytes);
         take!(max_request_bytes);
         take!(fetch_memory_bytes);
         take!(max_connections);

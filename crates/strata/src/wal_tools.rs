@@ -35,6 +35,12 @@ pub enum WalCommand {
         /// The broker's `wal_segment_bytes`: a compacted file holds at most this.
         #[arg(long, default_value_t = 64 * 1024 * 1024)]
         wal_segment_bytes: u64,
+        /// Then also rewrite every sealed segment whose partitions' batches
+        /// are interleaved (all live ones included) with its batches grouped
+        /// by partition, so that consumers of old data read each partition
+        /// in long runs.
+        #[arg(long)]
+        regroup: bool,
     },
 }
 
@@ -107,8 +113,15 @@ pub fn run(command: &WalCommand) -> anyhow::Result<bool> {
             data_dir,
             live_percent,
             wal_segment_bytes,
+            regroup,
         } => {
-            compact(&mut out, data_dir, *live_percent, *wal_segment_bytes)?;
+            compact(
+                &mut out,
+                data_dir,
+                *live_percent,
+                *wal_segment_bytes,
+                *regroup,
+            )?;
             Ok(true)
         }
     }
@@ -121,6 +134,7 @@ fn compact(
     data_dir: &Path,
     live_percent: u8,
     wal_segment_bytes: u64,
+    regroup: bool,
 ) -> anyhow::Result<()> {
     if !data_dir.join("wal").is_dir() {
         bail!("{} is not a data dir", data_dir.display());
@@ -136,7 +150,19 @@ fn compact(
         max_age_ms: 0,
         max_output_bytes: wal_segment_bytes,
     };
-    let totals = store.compact_wal(policy);
+    let totals = store.compact_wal(policy).and_then(|compacted| {
+        if !regroup {
+            return Ok(compacted);
+        }
+        let regrouped = store.regroup_wal()?;
+        Ok(strata_log::wal_compaction::CompactionTotals {
+            key_passes: compacted.key_passes,
+            runs: compacted.runs + regrouped.runs,
+            failed_runs: compacted.failed_runs + regrouped.failed_runs,
+            copied_bytes: compacted.copied_bytes + regrouped.copied_bytes,
+            reclaimed_bytes: compacted.reclaimed_bytes + regrouped.reclaimed_bytes,
+        })
+    });
     store.shutdown();
     let totals = totals?;
     let after = strata_log::metrics::wal_disk_usage(data_dir);

@@ -48,13 +48,27 @@ impl LogStore {
         &self,
         policy: crate::wal_compaction::CompactionPolicy,
     ) -> Result<crate::wal_compaction::CompactionTotals, LogError> {
+        self.ask_sealer(|reply| SealTask::CompactNow(policy, reply))
+    }
+
+    /// Has the sealing thread rewrite every sealed segment whose
+    /// partitions' batches are interleaved with its batches grouped by
+    /// partition, now, and waits for it (`strata wal compact --regroup`).
+    pub fn regroup_wal(&self) -> Result<crate::wal_compaction::CompactionTotals, LogError> {
+        self.ask_sealer(SealTask::RegroupNow)
+    }
+
+    fn ask_sealer(
+        &self,
+        task: impl FnOnce(std::sync::mpsc::Sender<crate::wal_compaction::CompactionTotals>) -> SealTask,
+    ) -> Result<crate::wal_compaction::CompactionTotals, LogError> {
         let (reply, answer) = std::sync::mpsc::channel();
         let sealer = self
             .removal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let sent = sealer.is_some_and(|tx| tx.send(SealTask::CompactNow(policy, reply)).is_ok());
+        let sent = sealer.is_some_and(|tx| tx.send(task(reply)).is_ok());
         if !sent {
             return Err(LogError::ShuttingDown);
         }

@@ -50,6 +50,8 @@ pub struct StoreOptions {
     pub wal_direct_io: bool,
     /// Bytes of recent WAL writes kept in memory for reads.
     pub wal_cache_bytes: usize,
+    /// Memory for batches read ahead for sequential readers of older data.
+    pub wal_read_ahead_bytes: usize,
     /// The broker's defaults for topic configs (`retention.ms` and the
     /// like), by topic config name; validated like topic overrides.
     pub topic_defaults: BTreeMap<String, String>,
@@ -71,6 +73,7 @@ impl StoreOptions {
             append_queue: 1024,
             wal_direct_io: true,
             wal_cache_bytes: 64 * 1024 * 1024,
+            wal_read_ahead_bytes: crate::read_ahead::DEFAULT_BYTES,
             topic_defaults: BTreeMap::new(),
             retention_check_interval: Duration::from_secs(300),
             wal_compaction: CompactionOptions {
@@ -167,7 +170,10 @@ impl LogStore {
         refuse_partition_segments(&partitions_dir)?;
         let meta = MetaStore::new(meta_dir, Arc::clone(&storage));
         let registry = Arc::new(Registry::default());
-        let cache = Arc::new(TailCache::new(options.wal_cache_bytes));
+        let cache = Arc::new(TailCache::with_read_ahead(
+            options.wal_cache_bytes,
+            options.wal_read_ahead_bytes,
+        ));
         let ledger = Arc::new(Ledger::default());
         let topic_defaults = BrokerDefaults::new(options.topic_defaults.clone());
         for record in meta.load()?.topics {

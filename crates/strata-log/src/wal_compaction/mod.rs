@@ -19,9 +19,11 @@
 //!    the run's other segments are removed. Readers still holding an old
 //!    file keep reading it: the file's bytes live until they let go.
 //!
-//! The copy is paced by an I/O budget (bytes per second).
+//! The copy is paced by an I/O budget (bytes per second). [`regroup`]
+//! rewrites all-live segments whose partitions' batches are interleaved.
 
 pub mod plan;
+mod regroup;
 mod rewrite;
 
 use std::time::{Duration, Instant, SystemTime};
