@@ -3,16 +3,15 @@
 //! When a partition is read from where its previous read ended (a consumer
 //! going through its log), [`cursor`] plans the batches that consumer will
 //! ask for next — up to [`AHEAD_BYTES`] past what it just read, stopping at
-//! batches still in the tail cache — and hands them here. They
-//! are grouped into runs of nearby batches of one segment, as reads are;
-//! each run becomes a *window*, and one of [`READERS`] background threads
-//! reads it with direct I/O into a block-aligned buffer and checks each
-//! batch's header against
-//! the plan and its CRC-32C. The partition's next read takes its batches
-//! from these windows (views, no copy) instead of waiting for the disk, so
-//! the disk works while the previous answer is on its way to the consumer;
-//! a read that finds its batch's window still being read waits for it
-//! rather than reading the same bytes again.
+//! batches still in the tail cache — and hands them here. They are grouped
+//! into runs of nearby batches of one segment, as reads are; each run
+//! becomes a *window*, and one of [`READERS`] background threads reads it
+//! with direct I/O into a block-aligned buffer and checks each batch's
+//! header against the plan and its CRC-32C. The partition's next read takes
+//! its batches from these windows (views, no copy) instead of waiting for
+//! the disk, so the disk works while the previous answer is on its way to
+//! the consumer; a read that finds its batch's window still being read
+//! waits for it rather than reading the same bytes again.
 //!
 //! Invariants:
 //! - memory: windows are read into buffers of a [`pool::Pool`] of at most
