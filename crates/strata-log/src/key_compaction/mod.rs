@@ -149,17 +149,11 @@ impl Sealer {
             delete_retention_ms: config.delete_retention_ms,
             now,
         };
-        let started = Instant::now();
-        let mut read = 0;
+        let mut reads = PacedReads::new();
         for batch in batches.iter().take_while(|b| b.last_offset < end) {
-            let Some(bytes) = read_checked(batch) else {
+            let Some(bytes) = self.read_paced(batch, &mut reads)? else {
                 continue;
             };
-            read += bytes.len() as u64;
-            self.pace(started, read);
-            if self.stopping() {
-                return Err(LogError::ShuttingDown);
-            }
             let (mut transform, expiry) = filter.apply(&bytes)?;
             // The partition's newest batch is never dropped: after a
             // restart the next offset follows the last batch stored, and
@@ -211,17 +205,11 @@ impl Sealer {
         end: i64,
     ) -> Result<(KeyMap, i64), LogError> {
         let mut keys = KeyMap::new(KEY_MAP_BYTES);
-        let started = Instant::now();
-        let mut read = 0;
+        let mut reads = PacedReads::new();
         for batch in batches.iter().filter(|b| b.base_offset >= cleaned_to) {
-            let Some(bytes) = read_checked(batch) else {
+            let Some(bytes) = self.read_paced(batch, &mut reads)? else {
                 continue;
             };
-            read += bytes.len() as u64;
-            self.pace(started, read);
-            if self.stopping() {
-                return Err(LogError::ShuttingDown);
-            }
             let Ok(header) = BatchHeader::parse(&bytes) else {
                 continue;
             };
@@ -242,6 +230,39 @@ impl Sealer {
             })?;
         }
         Ok((keys, end))
+    }
+}
+
+/// The reads of one pass, paced together by the I/O budget.
+struct PacedReads {
+    started: Instant,
+    bytes: u64,
+}
+
+impl PacedReads {
+    fn new() -> Self {
+        PacedReads {
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+}
+
+impl Sealer {
+    /// A batch's bytes if intact (see [`read_checked`]), after waiting as
+    /// the I/O budget says; an error once the store is shutting down.
+    fn read_paced(
+        &self,
+        batch: &Batch,
+        reads: &mut PacedReads,
+    ) -> Result<Option<Vec<u8>>, LogError> {
+        let bytes = read_checked(batch);
+        reads.bytes += u64::from(batch.len);
+        self.pace(reads.started, reads.bytes);
+        if self.stopping() {
+            return Err(LogError::ShuttingDown);
+        }
+        Ok(bytes)
     }
 }
 
