@@ -13,9 +13,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use strata_wal::{RealStorage, Storage};
+use strata_wal::Storage;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
@@ -30,66 +30,14 @@ use crate::registry::{Registry, Topic};
 use crate::seal::Sealer;
 use crate::tail_cache::TailCache;
 use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
-use crate::wal_compaction::{CompactionOptions, CompactionPolicy};
 use crate::wal_health::WalHealth;
 use crate::LogError;
 
 mod deletion;
+mod options;
 mod retention;
 
-/// How the store is laid out and sized.
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    pub data_dir: PathBuf,
-    /// A WAL segment is rolled (and sealed) once it holds this many bytes.
-    pub wal_segment_bytes: u64,
-    /// Produce requests queued for the appender before producers wait.
-    pub append_queue: usize,
-    /// Append to the WAL with direct I/O (bypassing the page cache) where
-    /// the file system supports it.
-    pub wal_direct_io: bool,
-    /// Bytes of recent WAL writes kept in memory for reads.
-    pub wal_cache_bytes: usize,
-    /// Memory for batches read ahead for sequential readers of older data.
-    pub wal_read_ahead_bytes: usize,
-    /// The broker's defaults for topic configs (`retention.ms` and the
-    /// like), by topic config name; validated like topic overrides.
-    pub topic_defaults: BTreeMap<String, String>,
-    /// How often retention is enforced (Kafka's
-    /// `log.retention.check.interval.ms`).
-    pub retention_check_interval: Duration,
-    pub wal_compaction: CompactionOptions,
-    /// Where every file-system change goes: the real file system, or a
-    /// simulated disk in crash tests (which needs `wal_direct_io` off to
-    /// see the WAL's appends).
-    pub storage: Arc<dyn Storage>,
-}
-
-impl StoreOptions {
-    pub fn new(data_dir: PathBuf) -> Self {
-        StoreOptions {
-            data_dir,
-            wal_segment_bytes: 64 * 1024 * 1024,
-            append_queue: 1024,
-            wal_direct_io: true,
-            wal_cache_bytes: 64 * 1024 * 1024,
-            wal_read_ahead_bytes: crate::read_ahead::DEFAULT_BYTES,
-            topic_defaults: BTreeMap::new(),
-            retention_check_interval: Duration::from_secs(300),
-            wal_compaction: CompactionOptions {
-                policy: CompactionPolicy {
-                    live_ratio: 0.5,
-                    dead_bytes: 100 * 1024 * 1024,
-                    max_age_ms: 2 * 3600 * 1000,
-                    max_output_bytes: 64 * 1024 * 1024,
-                },
-                bytes_per_sec: 32 * 1024 * 1024,
-                check_interval: Duration::from_secs(30),
-            },
-            storage: Arc::new(RealStorage),
-        }
-    }
-}
+pub use options::StoreOptions;
 
 /// A queued append, resolving to one result per batch.
 #[derive(Debug)]
