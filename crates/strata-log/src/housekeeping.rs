@@ -124,9 +124,12 @@ impl Housekeeper {
     /// compaction run. True if it got somewhere (another step may follow
     /// at once).
     fn compact_step(&mut self) -> bool {
+        // A failed key compaction does not hold WAL compaction up.
         let progressed = match self.sealer.compact_keys_next(crate::clock::now_ms()) {
-            Some(done) => done.is_ok(),
-            None => matches!(self.sealer.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0),
+            Some(Ok(_)) => true,
+            Some(Err(())) | None => {
+                matches!(self.sealer.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0)
+            }
         };
         if progressed {
             self.sealer.remove_unheld();

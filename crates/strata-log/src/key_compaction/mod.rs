@@ -30,7 +30,7 @@ use strata_protocol::batch::{validate_crc, BatchHeader};
 use strata_protocol::records::for_each_record;
 use strata_protocol::retain::{retain_records, Retained};
 use strata_wal::{SegmentFile, SegmentId};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use crate::config::TopicConfig;
 use crate::log_limit::LogLimit;
@@ -220,14 +220,15 @@ impl Sealer {
             if !keys.has_room_for(bytes.len(), records) {
                 return Ok((keys, batch.base_offset.min(end)));
             }
-            for_each_record(&bytes, &header, DECOMPRESS_LIMIT, |r| {
+            let decoded = for_each_record(&bytes, &header, DECOMPRESS_LIMIT, |r| {
                 if let Some(key) = r.key {
                     keys.insert(key, r.offset);
                 }
-            })
-            .map_err(|e| {
-                LogError::Corrupt(format!("batch at offset {}: {e}", batch.base_offset))
-            })?;
+            });
+            if let Err(e) = decoded {
+                // Its keys do not count: older records of them are kept.
+                report_unfilterable(batch.base_offset, &e);
+            }
         }
         Ok((keys, end))
     }
@@ -315,14 +316,30 @@ impl Filter<'_> {
             }
             expiry = Some(expiry.map_or(goes_at, |e| e.min(goes_at)));
             true
-        })
-        .map_err(|e| LogError::Corrupt(format!("batch at offset {}: {e}", header.base_offset)))?;
+        });
+        let retained = match retained {
+            Ok(retained) => retained,
+            Err(e) => {
+                // A batch whose records do not decode is kept as it is:
+                // compaction keeps too much rather than stopping.
+                report_unfilterable(header.base_offset, &e);
+                return Ok((None, None));
+            }
+        };
         let transform = match retained {
             Retained::All => None,
             Retained::None => Some(Transform::Drop),
             Retained::Some(rebuilt) => Some(Transform::Replace(rebuilt)),
         };
         Ok((transform, expiry))
+    }
+}
+
+static UNFILTERABLE: LogLimit = LogLimit::new(Duration::from_secs(10));
+
+fn report_unfilterable(base_offset: i64, error: &strata_protocol::error::BatchError) {
+    if let Some(suppressed) = UNFILTERABLE.admit() {
+        warn!(base_offset, %error, suppressed, "a batch's records do not decode; key compaction keeps it as it is");
     }
 }
 
