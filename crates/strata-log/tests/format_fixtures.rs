@@ -7,23 +7,12 @@
 //! and one unsealed segment, with producer-state snapshots.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 
 use strata_log::{LogStore, StoreOptions};
 use strata_protocol::batch::split_batches;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
 
 /// `(offset, key, value)` of every record of a partition.
 fn records(store: &LogStore, partition: i32) -> Vec<(i64, String, String)> {
@@ -67,7 +56,7 @@ fn expected(partition: i32) -> Vec<(i64, String, String)> {
 fn a_version_one_data_dir_serves_every_record_before_and_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1");
-    copy_dir(&fixture, dir.path());
+    common::copy_tree(&fixture, dir.path());
     let options = StoreOptions::new(dir.path().to_path_buf());
     for _ in 0..2 {
         let (store, report) = LogStore::open(&options).unwrap();
@@ -92,7 +81,7 @@ fn a_version_one_data_dir_serves_every_record_before_and_after_a_restart() {
 fn a_segment_of_an_unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1");
-    copy_dir(&fixture, dir.path());
+    common::copy_tree(&fixture, dir.path());
     let mut header = strata_wal::encode_file_header(9);
     header[12] = 7;
     let crc = strata_wal::checksum(&header[..24]);
@@ -109,7 +98,7 @@ fn a_segment_of_an_unknown_format_version_is_refused() {
 fn an_entry_of_an_unknown_kind_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1");
-    copy_dir(&fixture, dir.path());
+    common::copy_tree(&fixture, dir.path());
     let mut bytes = strata_wal::encode_file_header(9).to_vec();
     strata_wal::encode_entry(&mut bytes, &[&[42u8; 30]]).unwrap();
     std::fs::write(strata_wal::segment_path(&dir.path().join("wal"), 9), bytes).unwrap();
@@ -124,7 +113,7 @@ fn an_entry_of_an_unknown_kind_is_refused() {
 fn metadata_of_a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1");
-    copy_dir(&fixture, dir.path());
+    common::copy_tree(&fixture, dir.path());
     let path = dir.path().join("meta/topics.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let newer = text.replacen('{', "{\"version\": 99,", 1);

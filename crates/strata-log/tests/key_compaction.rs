@@ -4,6 +4,8 @@
 //! read_committed reader sees exactly the committed records.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,13 +17,6 @@ use strata_log::wal_compaction::{CompactionOptions, CompactionPolicy};
 use strata_log::{LogStore, PendingBatch, StoreOptions};
 use strata_protocol::batch::{split_batches, validate_crc};
 use strata_protocol::builder::{build_batch_with, build_control_batch, BatchOptions, RecordSpec};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn options(dir: &Path) -> StoreOptions {
     let mut options = StoreOptions::new(dir.to_path_buf());
@@ -90,7 +85,7 @@ fn append_bytes(store: &LogStore, topic: &str, batch: Vec<u8>) -> i64 {
         batch: Bytes::from(batch),
         log_append_time: false,
     };
-    let result = runtime().block_on(store.append(vec![pending]));
+    let result = common::runtime().block_on(store.append(vec![pending]));
     result.into_iter().next().unwrap().unwrap().base_offset
 }
 

@@ -4,6 +4,8 @@
 //! its steps.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,13 +16,6 @@ use strata_log::wal_compaction::{CompactionOptions, CompactionPolicy};
 use strata_log::{LogStore, PendingBatch, StoreOptions};
 use strata_protocol::batch::split_batches;
 use strata_protocol::builder::{build_batch, RecordSpec};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Options whose WAL rolls every 4 KiB and compacts whatever has dead bytes.
 fn options(dir: &Path, compact: bool) -> StoreOptions {
@@ -43,7 +38,7 @@ fn options(dir: &Path, compact: bool) -> StoreOptions {
 /// Produces `count` records to each topic in turn, one batch each, so the
 /// topics' batches share WAL segments; timestamps are `timestamp`.
 fn produce_interleaved(store: &LogStore, topics: &[&str], count: usize, timestamp: i64) {
-    let rt = runtime();
+    let rt = common::runtime();
     for i in 0..count {
         for topic in topics {
             let partition = store.topic(topic).unwrap().partition(0).unwrap();
@@ -216,7 +211,7 @@ fn a_compaction_cut_short_at_any_step_loses_and_duplicates_nothing() {
     assert!(states.len() >= 3, "{} states", states.len());
     for (step, state) in states.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
-        copy_tree(state.path(), dir.path());
+        common::copy_tree(state.path(), dir.path());
         let (store, report) = LogStore::open(&options(dir.path(), false)).unwrap();
         assert!(report.damaged.is_empty(), "step {step}");
         assert_eq!(
@@ -233,9 +228,9 @@ fn a_compaction_cut_short_at_any_step_loses_and_duplicates_nothing() {
 /// replaying the run's effects on a copy of the directory one at a time.
 fn compaction_states(template: &Path) -> Vec<tempfile::TempDir> {
     let before = tempfile::tempdir().unwrap();
-    copy_tree(template, before.path());
+    common::copy_tree(template, before.path());
     let after = tempfile::tempdir().unwrap();
-    copy_tree(template, after.path());
+    common::copy_tree(template, after.path());
     {
         let (store, _) = LogStore::open(&options_compacting(after.path())).unwrap();
         let start = wal_bytes(after.path());
@@ -277,7 +272,7 @@ fn compaction_states(template: &Path) -> Vec<tempfile::TempDir> {
     let mut states = vec![before];
     for i in 0..steps.len() {
         let state = tempfile::tempdir().unwrap();
-        copy_tree(template, state.path());
+        common::copy_tree(template, state.path());
         for (name, bytes) in &steps[..=i] {
             let path = state.path().join("wal").join(name);
             match bytes {
@@ -288,21 +283,8 @@ fn compaction_states(template: &Path) -> Vec<tempfile::TempDir> {
             }
         }
         // Partition snapshots and metadata as they were after the run.
-        copy_tree(&after.path().join("meta"), &state.path().join("meta"));
+        common::copy_tree(&after.path().join("meta"), &state.path().join("meta"));
         states.push(state);
     }
     states
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else if entry.file_name() != "LOCK" {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
 }

@@ -2,6 +2,8 @@
 //! seal, recover from damage.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,13 +18,6 @@ fn batch(value: &str, timestamp: i64) -> Bytes {
         value: Some(value.as_bytes()),
         timestamp,
     }]))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 async fn produce(store: &LogStore, topic: &str, values: &[&str]) -> Vec<i64> {
@@ -72,7 +67,7 @@ fn sealed_store(dir: &std::path::Path, wal_segment_bytes: u64, count: usize) -> 
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
     let (store, _) = LogStore::open(&options).unwrap();
     store.create_topic("t", 1, BTreeMap::new(), false).unwrap();
-    runtime().block_on(produce(&store, "t", &refs));
+    common::runtime().block_on(produce(&store, "t", &refs));
     store.shutdown();
     options
 }
@@ -81,7 +76,7 @@ fn sealed_store(dir: &std::path::Path, wal_segment_bytes: u64, count: usize) -> 
 fn appended_batches_read_back_in_order_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let options = StoreOptions::new(dir.path().to_path_buf());
-    let rt = runtime();
+    let rt = common::runtime();
     let values: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
     {
@@ -111,7 +106,7 @@ fn sealed_and_hot_data_join_without_gaps_or_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = StoreOptions::new(dir.path().to_path_buf());
     options.wal_segment_bytes = 2000;
-    let rt = runtime();
+    let rt = common::runtime();
     let values: Vec<String> = (0..300).map(|i| format!("v{i}")).collect();
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
     {
@@ -156,7 +151,7 @@ fn sealed_and_hot_data_join_without_gaps_or_duplicates() {
 fn damaged_wal_entry_is_skipped_and_the_rest_served() {
     let dir = tempfile::tempdir().unwrap();
     let options = StoreOptions::new(dir.path().to_path_buf());
-    let rt = runtime();
+    let rt = common::runtime();
     {
         let (store, _) = LogStore::open(&options).unwrap();
         store.create_topic("t", 1, BTreeMap::new(), false).unwrap();
@@ -209,7 +204,7 @@ fn delete_records_inside_a_batch_survives_restart_and_sealing() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = StoreOptions::new(dir.path().to_path_buf());
     options.wal_segment_bytes = 4096;
-    let rt = runtime();
+    let rt = common::runtime();
     {
         let (store, _) = LogStore::open(&options).unwrap();
         let topic = store.create_topic("t", 1, BTreeMap::new(), false).unwrap();
@@ -260,7 +255,7 @@ fn producer_ids_are_never_reused_and_retries_are_deduplicated_across_restarts() 
     let dir = tempfile::tempdir().unwrap();
     let mut options = StoreOptions::new(dir.path().to_path_buf());
     options.wal_segment_bytes = 4096;
-    let rt = runtime();
+    let rt = common::runtime();
     let idempotent = |seq: i32, pid: i64| {
         let mut b = build_batch(&[RecordSpec {
             key: Some(b"k"),
@@ -394,7 +389,7 @@ fn segments_are_kept_until_no_partition_holds_them() {
     };
     let before = count("wal");
     assert!(before > 3, "the WAL did not roll");
-    let rt = runtime();
+    let rt = common::runtime();
     let (store, _) = LogStore::open(&options).unwrap();
     // Restarting removes nothing: every segment holds live records.
     assert_eq!(count("wal"), before + 1);
