@@ -3,6 +3,8 @@
 //! the same entry point a connection uses.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -11,45 +13,17 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use strata_broker::handlers;
-use strata_broker::{Broker, BrokerOptions};
-use strata_log::{LogStore, PendingBatch, StoreOptions};
+use strata_broker::Broker;
 use strata_protocol::apis;
-use strata_protocol::builder::{build_batch, RecordSpec};
+
+use common::name;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn name(v: &str) -> TopicName {
-    TopicName(s(v))
-}
-
 async fn broker(dir: &std::path::Path) -> Arc<Broker> {
-    let (store, _) = LogStore::open(&StoreOptions::new(dir.to_path_buf())).unwrap();
-    let topic = store.create_topic("t", 2, BTreeMap::new(), false).unwrap();
-    let batch = Bytes::from(build_batch(&[
-        RecordSpec {
-            key: Some(b"k"),
-            value: Some(b"v"),
-            timestamp: 1000,
-        },
-        RecordSpec {
-            key: Some(b"k"),
-            value: Some(b"w"),
-            timestamp: 1001,
-        },
-    ]));
-    let pending = PendingBatch {
-        partition: topic.partition(0).unwrap(),
-        batch,
-        log_append_time: false,
-    };
-    assert!(store.append(vec![pending]).await[0].is_ok());
-    let groups =
-        strata_groups::GroupCoordinator::open(Arc::clone(&store), Default::default()).unwrap();
-    let txns =
-        strata_txn::TransactionCoordinator::open(Arc::clone(&store), Arc::clone(&groups)).unwrap();
-    Broker::new(BrokerOptions::default(), store, groups, txns)
+    common::broker_with(dir, &[b"v", b"w"]).await
 }
 
 /// Sends one request through the broker's request entry point; `None` if

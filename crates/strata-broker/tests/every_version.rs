@@ -3,41 +3,20 @@
 //! this walks all of them against a store with real data.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
 
-use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use strata_broker::handlers::{self, encode_response};
-use strata_broker::{Broker, BrokerOptions};
-use strata_log::{LogStore, PendingBatch, StoreOptions};
+use strata_broker::Broker;
 use strata_protocol::apis;
-use strata_protocol::builder::{build_batch, RecordSpec};
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
+use common::name;
 
 async fn broker_with_data(dir: &std::path::Path) -> Arc<Broker> {
-    let (store, _) = LogStore::open(&StoreOptions::new(dir.to_path_buf())).unwrap();
-    let topic = store.create_topic("t", 2, BTreeMap::new(), false).unwrap();
-    let batch = Bytes::from(build_batch(&[RecordSpec {
-        key: Some(b"k"),
-        value: Some(b"v"),
-        timestamp: 1000,
-    }]));
-    let pending = PendingBatch {
-        partition: topic.partition(0).unwrap(),
-        batch,
-        log_append_time: false,
-    };
-    assert!(store.append(vec![pending]).await[0].is_ok());
-    let groups =
-        strata_groups::GroupCoordinator::open(Arc::clone(&store), Default::default()).unwrap();
-    let txns =
-        strata_txn::TransactionCoordinator::open(Arc::clone(&store), Arc::clone(&groups)).unwrap();
-    Broker::new(BrokerOptions::default(), store, groups, txns)
+    common::broker_with(dir, &[b"v"]).await
 }
 
 async fn responses(broker: &Arc<Broker>, api: ApiKey, version: i16) -> Vec<ResponseKind> {
