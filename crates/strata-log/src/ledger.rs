@@ -43,23 +43,38 @@ impl Ledger {
 
     /// `holder` now holds a batch of `len` bytes in `segment`.
     pub fn add(&self, segment: SegmentId, holder: Holder, len: u32) {
+        self.add_run(segment, holder, u64::from(len), 1);
+    }
+
+    /// `holder` now holds `batches` more batches, of `bytes` in all, in
+    /// `segment`.
+    pub fn add_run(&self, segment: SegmentId, holder: Holder, bytes: u64, batches: u64) {
+        if batches == 0 {
+            return;
+        }
         let mut segments = self.lock();
         let usage = segments.entry(segment).or_default();
-        usage.live_bytes += u64::from(len);
-        usage.live_batches += 1;
-        *usage.holders.entry(holder).or_default() += 1;
+        usage.live_bytes += bytes;
+        usage.live_batches += batches;
+        *usage.holders.entry(holder).or_default() += batches;
     }
 
     /// `holder` no longer holds a batch of `len` bytes in `segment`.
     pub fn remove(&self, segment: SegmentId, holder: Holder, len: u32) {
+        self.remove_run(segment, holder, u64::from(len), 1);
+    }
+
+    /// `holder` no longer holds `batches` batches, of `bytes` in all, in
+    /// `segment`.
+    pub fn remove_run(&self, segment: SegmentId, holder: Holder, bytes: u64, batches: u64) {
         let mut segments = self.lock();
         let Some(usage) = segments.get_mut(&segment) else {
             return;
         };
-        usage.live_bytes = usage.live_bytes.saturating_sub(u64::from(len));
-        usage.live_batches = usage.live_batches.saturating_sub(1);
+        usage.live_bytes = usage.live_bytes.saturating_sub(bytes);
+        usage.live_batches = usage.live_batches.saturating_sub(batches);
         if let Some(count) = usage.holders.get_mut(&holder) {
-            *count = count.saturating_sub(1);
+            *count = count.saturating_sub(batches);
             if *count == 0 {
                 usage.holders.remove(&holder);
             }

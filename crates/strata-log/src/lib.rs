@@ -2,7 +2,8 @@
 //! offset, sealed WAL segments, reads, topic metadata and recovery.
 //!
 //! Record batches are written once, into the shared WAL, and stay there: a
-//! partition is the list of where its batches sit in the WAL segments.
+//! partition is the list of where its batches sit in the WAL segments —
+//! one summary per sealed segment, whose batches its index lists.
 //!
 //! - [`append`]: the group-committing WAL writer thread (offsets assigned here).
 //! - `housekeeping`: the sealing thread's loop: seal, remove, compact.
@@ -12,8 +13,11 @@
 //!   key survives — on the sealing thread, through WAL compaction's rewrite.
 //! - [`wal_compaction`]: replaces runs of mostly dead sealed segments with
 //!   one file of their live batches, on the sealing thread.
-//! - [`segment_index`]: the index file of a sealed WAL segment.
-//! - [`partition`]: one partition's state: its batches and where they sit.
+//! - [`segment_index`]: the index file of a sealed WAL segment, and the
+//!   bounded cache of its entries brought back for reads.
+//! - [`partition`]: one partition's state: its batches and where they sit
+//!   ([`batch_list`]: as runs per segment; `walk`: walking them under the
+//!   lock, with index entries loaded outside it).
 //! - [`ledger`]: live bytes, batches and holding partitions per WAL segment.
 //! - [`read`]: reads of whole batches, and offsets for timestamps
 //!   (`read_ahead`: batches read ahead for consumers reading old data in
@@ -37,6 +41,7 @@
 //! a WAL segment is removed only once no partition holds a batch in it.
 
 pub mod append;
+pub mod batch_list;
 mod clock;
 pub mod config;
 mod data_dir;
@@ -63,6 +68,7 @@ pub mod topic;
 pub mod verify;
 pub mod wal_compaction;
 pub mod wal_health;
+mod walk;
 
 pub use append::{Appended, PendingBatch};
 pub use config::TopicConfig;

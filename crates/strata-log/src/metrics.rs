@@ -56,6 +56,12 @@ pub const KEY_COMPACTION_FAILURES: &str = "key_compaction_failures_total";
 pub const KEY_COMPACTION_DURATION: &str = "key_compaction_duration_seconds";
 /// Batches and bytes retention removed from partitions (`retention.ms`,
 /// `retention.bytes`).
+/// Runs of batches read back from sealed segments' indexes (their
+/// entries were not in the index cache).
+pub const INDEX_ENTRIES_LOADED: &str = "wal_index_entries_loaded_total";
+/// Sealed segments' indexes found damaged when their entries were needed
+/// (the segment is scanned for them instead).
+pub const INDEX_DAMAGED: &str = "wal_index_damaged_total";
 pub const RETENTION_DELETED_BATCHES: &str = "retention_deleted_batches_total";
 pub const RETENTION_DELETED_BYTES: &str = "retention_deleted_bytes_total";
 /// Batches reads took from the tail cache, and from disk.
@@ -168,6 +174,14 @@ pub fn describe() {
         (
             KEY_COMPACTION_FAILURES,
             "Key compaction passes that failed; the partition is tried again later",
+        ),
+        (
+            INDEX_ENTRIES_LOADED,
+            "A partition's batch list in a sealed WAL segment read back from the segment's index (not in the index cache)",
+        ),
+        (
+            INDEX_DAMAGED,
+            "Sealed WAL segment indexes found damaged when a partition's batches were read back from them; the segment was scanned for them instead",
         ),
         (
             RETENTION_DELETED_BATCHES,

@@ -2,17 +2,15 @@
 //! in the WAL, and its producers' state.
 //!
 //! Invariants, under the state lock:
-//! - `batches` are in offset order without overlap, and in WAL order (so
-//!   the batches of one WAL segment are a contiguous run);
+//! - `batches` are in offset order without overlap, and in WAL order,
+//!   as runs per segment file ([`BatchList`]);
 //! - every batch below `high_watermark` is durable, and only such batches are
 //!   read;
 //! - `next_offset >= high_watermark`; offsets between them are assigned to
 //!   batches whose WAL write is in flight;
-//! - `bytes` is the sum of the batches' lengths;
 //! - the [`Ledger`] counts exactly these batches for this partition: every
 //!   change to `batches` goes through a method here that also updates it.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -21,7 +19,10 @@ use strata_protocol::batch::{split_batches, BatchHeader};
 use strata_protocol::records::{for_each_record, RecordView};
 use strata_wal::{SegmentFile, SegmentId};
 
+use crate::batch_list::{BatchList, BatchRef, Removed, RunSummary};
 use crate::ledger::{Holder, Ledger};
+use crate::segment_index::cache::{IndexCache, Indexes, NeedIndex};
+use crate::segment_index::BatchEntry;
 use crate::tail_cache::TailCache;
 use crate::topic::TopicId;
 use crate::LogError;
@@ -47,6 +48,23 @@ fn entry_len(batch_len: u32) -> u32 {
     batch_len.saturating_add(ENTRY_FRAMING)
 }
 
+/// Bytes `batches` batches of `bytes` take as WAL entries.
+fn framed(bytes: u64, batches: u64) -> u64 {
+    bytes + batches * u64::from(ENTRY_FRAMING)
+}
+
+impl StoredBatch {
+    fn entry(&self) -> BatchEntry {
+        BatchEntry {
+            base_offset: self.base_offset,
+            last_offset: self.last_offset,
+            max_timestamp: self.max_timestamp,
+            position: self.position,
+            len: self.len,
+        }
+    }
+}
+
 /// Where a batch's bytes sit.
 #[derive(Debug, Clone)]
 pub struct BatchLocation {
@@ -61,8 +79,7 @@ pub struct PartitionState {
     pub next_offset: i64,
     pub high_watermark: i64,
     pub log_start: i64,
-    batches: VecDeque<StoredBatch>,
-    bytes: u64,
+    batches: BatchList,
     pub max_timestamp: i64,
     pub max_timestamp_offset: i64,
     pub deleted: bool,
@@ -81,42 +98,104 @@ pub struct PartitionState {
 impl PartitionState {
     /// Adds a durable batch after the last one.
     pub fn push_batch(&mut self, batch: StoredBatch) {
-        self.bytes += u64::from(batch.len);
         self.ledger
             .add(batch.segment, self.holder, entry_len(batch.len));
-        self.batches.push_back(batch);
+        self.batches.push(batch.segment, &batch.file, batch.entry());
     }
 
-    pub fn batches(&self) -> &VecDeque<StoredBatch> {
+    /// Adds the batches `file`'s index lists for this partition, summed up
+    /// in `summary`, after the last one.
+    pub(crate) fn push_summary(
+        &mut self,
+        segment: SegmentId,
+        file: &Arc<SegmentFile>,
+        summary: RunSummary,
+    ) {
+        self.ledger.add_run(
+            segment,
+            self.holder,
+            framed(summary.bytes, summary.batches),
+            summary.batches,
+        );
+        self.batches.push_summary(segment, file, summary);
+    }
+
+    /// The batches.
+    pub fn batches(&self) -> &BatchList {
         &self.batches
     }
 
     /// Bytes of the batches held.
     pub fn bytes(&self) -> u64 {
-        self.bytes
+        self.batches.bytes()
+    }
+
+    /// Calls `visit` with the batches from the one holding `from` on.
+    pub(crate) fn visit_from(
+        &self,
+        from: i64,
+        idx: &Indexes<'_>,
+        visit: impl FnMut(BatchRef<'_>) -> bool,
+    ) -> Result<(), NeedIndex> {
+        self.batches.visit_from(self.holder, from, idx, visit)
+    }
+
+    /// Calls `visit` with the batches held in segments `first..=last`.
+    pub(crate) fn visit_segments(
+        &self,
+        segments: (SegmentId, SegmentId),
+        idx: &Indexes<'_>,
+        visit: impl FnMut(BatchRef<'_>),
+    ) -> Result<(), NeedIndex> {
+        self.batches
+            .visit_segments(self.holder, segments, idx, visit)
     }
 
     /// Forgets every batch wholly below the log start (a batch straddling
-    /// it stays: its later records are live).
-    pub fn drop_below_log_start(&mut self) {
-        while let Some(front) = self.batches.front() {
-            if front.last_offset >= self.log_start {
-                break;
-            }
-            self.bytes -= u64::from(front.len);
-            self.ledger
-                .remove(front.segment, self.holder, entry_len(front.len));
-            self.batches.pop_front();
+    /// it stays: its later records are live). Returns the batches and
+    /// bytes forgotten.
+    pub(crate) fn drop_below_log_start(
+        &mut self,
+        idx: &Indexes<'_>,
+    ) -> Result<(u64, u64), NeedIndex> {
+        let removed = self.batches.drop_below(self.holder, self.log_start, idx)?;
+        Ok(self.unledger(&removed))
+    }
+
+    fn unledger(&self, removed: &[Removed]) -> (u64, u64) {
+        let (mut batches, mut bytes) = (0, 0);
+        for r in removed {
+            self.ledger.remove_run(
+                r.segment,
+                self.holder,
+                framed(r.bytes, r.batches),
+                r.batches,
+            );
+            batches += r.batches;
+            bytes += r.bytes;
         }
+        (batches, bytes)
     }
 
     /// Forgets every batch (the partition's topic is deleted).
     pub fn clear_batches(&mut self) {
-        for b in &self.batches {
-            self.ledger.remove(b.segment, self.holder, entry_len(b.len));
-        }
-        self.batches.clear();
-        self.bytes = 0;
+        let removed = self.batches.clear();
+        self.unledger(&removed);
+    }
+
+    /// Lists no more the batches of `segment`'s file `file`: its index
+    /// lists them.
+    pub(crate) fn summarize(&mut self, segment: SegmentId, file: u64) {
+        self.batches.summarize(segment, file);
+    }
+
+    /// Lists again the batches held in segments `first..=last`.
+    pub(crate) fn expand_segments(
+        &mut self,
+        segments: (SegmentId, SegmentId),
+        idx: &Indexes<'_>,
+    ) -> Result<(), NeedIndex> {
+        self.batches.expand_segments(self.holder, segments, idx)
     }
 
     /// Points the batch at `base_offset` to its copy at `to`, `len` bytes
@@ -124,65 +203,45 @@ impl PartitionState {
     /// rebuilt batch's `max_timestamp`), if it is still where `from` says
     /// (`(segment, position)`). False when the batch is gone or was moved
     /// meanwhile: the copy is then dead.
-    pub fn relocate(
+    pub(crate) fn relocate(
         &mut self,
         base_offset: i64,
         from: (SegmentId, u64),
         to: BatchLocation,
         len: u32,
         max_timestamp: Option<i64>,
-    ) -> bool {
-        let at = self
-            .batches
-            .partition_point(|b| b.base_offset < base_offset);
-        let Some(batch) = self.batches.get_mut(at) else {
-            return false;
+        idx: &Indexes<'_>,
+    ) -> Result<bool, NeedIndex> {
+        let Some((old, at)) = self.batches.remove(self.holder, base_offset, from, idx)? else {
+            return Ok(false);
         };
-        if batch.base_offset != base_offset || (batch.segment, batch.position) != from {
-            return false;
-        }
-        self.ledger
-            .remove(batch.segment, self.holder, entry_len(batch.len));
+        self.ledger.remove(from.0, self.holder, entry_len(old.len));
         self.ledger.add(to.segment, self.holder, entry_len(len));
-        self.bytes = self.bytes - u64::from(batch.len) + u64::from(len);
-        batch.segment = to.segment;
-        batch.file = to.file;
-        batch.position = to.position;
-        batch.len = len;
-        if let Some(max_timestamp) = max_timestamp {
-            batch.max_timestamp = max_timestamp;
-        }
-        true
+        let moved = BatchEntry {
+            base_offset,
+            last_offset: old.last_offset,
+            max_timestamp: max_timestamp.unwrap_or(old.max_timestamp),
+            position: to.position,
+            len,
+        };
+        self.batches.insert(at, to.segment, &to.file, moved);
+        Ok(true)
     }
 
     /// Forgets the batch at `base_offset` if it is still where `from` says
     /// (a damaged batch that will not be copied forward); its offsets
     /// become a gap, as in a compacted Kafka log.
-    pub fn forget_batch(&mut self, base_offset: i64, from: (SegmentId, u64)) -> bool {
-        let at = self
-            .batches
-            .partition_point(|b| b.base_offset < base_offset);
-        let found = self
-            .batches
-            .get(at)
-            .is_some_and(|b| b.base_offset == base_offset && (b.segment, b.position) == from);
-        if !found {
-            return false;
-        }
-        if let Some(batch) = self.batches.remove(at) {
-            self.bytes -= u64::from(batch.len);
-            self.ledger
-                .remove(batch.segment, self.holder, entry_len(batch.len));
-        }
-        true
-    }
-
-    /// The batches stored in `segment`.
-    pub fn batches_in(&self, segment: SegmentId) -> impl Iterator<Item = &StoredBatch> {
-        let start = self.batches.partition_point(|b| b.segment < segment);
-        self.batches
-            .range(start..)
-            .take_while(move |b| b.segment == segment)
+    pub(crate) fn forget_batch(
+        &mut self,
+        base_offset: i64,
+        from: (SegmentId, u64),
+        idx: &Indexes<'_>,
+    ) -> Result<bool, NeedIndex> {
+        let Some((old, _)) = self.batches.remove(self.holder, base_offset, from, idx)? else {
+            return Ok(false);
+        };
+        self.ledger.remove(from.0, self.holder, entry_len(old.len));
+        Ok(true)
     }
 
     /// Notes a durable batch's timestamp for ListOffsets' max-timestamp query.
@@ -192,6 +251,17 @@ impl PartitionState {
             self.max_timestamp_offset = header.last_offset();
         }
     }
+}
+
+/// What the partitions of a store share.
+#[derive(Debug, Clone)]
+pub struct SharedParts {
+    /// The WAL's recent bytes.
+    pub cache: Arc<TailCache>,
+    /// Entries of sealed runs.
+    pub indexes: Arc<IndexCache>,
+    /// What partitions hold in each segment.
+    pub ledger: Arc<Ledger>,
 }
 
 /// A partition of a topic.
@@ -204,6 +274,8 @@ pub struct PartitionLog {
     state: RwLock<PartitionState>,
     /// The WAL's recent bytes, shared by all partitions.
     pub(crate) cache: Arc<TailCache>,
+    /// Entries of sealed runs, shared by all partitions.
+    pub(crate) indexes: Arc<IndexCache>,
     /// Where reads left off, for read-ahead.
     pub(crate) read_cursor: Mutex<crate::read_ahead::ReadCursor>,
 }
@@ -235,6 +307,7 @@ impl PartitionLog {
         dir: PathBuf,
         state: PartitionState,
         cache: Arc<TailCache>,
+        indexes: Arc<IndexCache>,
     ) -> Self {
         PartitionLog {
             topic,
@@ -242,6 +315,7 @@ impl PartitionLog {
             dir,
             state: RwLock::new(state),
             cache,
+            indexes,
             read_cursor: Mutex::new(crate::read_ahead::ReadCursor::default()),
         }
     }
@@ -266,7 +340,7 @@ impl PartitionLog {
 
     /// Bytes of record batches the partition holds.
     pub fn size_bytes(&self) -> u64 {
-        self.state().bytes
+        self.state().bytes()
     }
 
     /// `(log start, high watermark, last stable offset)`.

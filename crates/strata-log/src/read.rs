@@ -25,8 +25,11 @@ use bytes::{Bytes, BytesMut};
 use strata_protocol::batch::{validate_crc, BatchHeader, HEADER_LEN};
 use strata_wal::SegmentId;
 
+use crate::batch_list::BatchRef;
 use crate::partition::{Isolation, PartitionLog, PartitionState, ReadResult, DECOMPRESS_LIMIT};
 use crate::read_ahead::Taken;
+use crate::segment_index::cache::{Indexes, NeedIndex};
+use crate::walk::Held;
 
 use crate::tail_cache::TailCache;
 use crate::LogError;
@@ -45,9 +48,9 @@ pub(crate) struct PlannedBatch {
 }
 
 impl PlannedBatch {
-    pub(crate) fn of(b: &crate::partition::StoredBatch) -> Self {
+    pub(crate) fn of(b: &BatchRef<'_>) -> Self {
         PlannedBatch {
-            file: Arc::clone(&b.file),
+            file: Arc::clone(b.file),
             segment: b.segment,
             base_offset: b.base_offset,
             last_offset: b.last_offset,
@@ -115,12 +118,18 @@ impl PartitionLog {
             Isolation::ReadCommitted => result.last_stable_offset,
         };
         let mut from = offset;
+        let mut held = Held::new();
         loop {
-            let (plan, ahead) = {
+            let plan = self.with_batches(&mut held, |st, idx| {
+                plan_read(st, idx, from, limit, max_bytes, first)
+            })?;
+            let ahead = {
                 let st = self.state();
-                let plan = plan_read(&st, from, limit, max_bytes, first);
-                let ahead = self.plan_ahead(&st, from, &plan);
-                (plan, ahead)
+                let idx = Indexes {
+                    cache: &self.indexes,
+                    held: &held,
+                };
+                self.plan_ahead(&st, &idx, from, &plan)
             };
             let Some(last) = plan.last().map(|b| b.last_offset) else {
                 return Ok(result);
@@ -143,23 +152,31 @@ impl PartitionLog {
     /// files are read without it, so a lookup never holds up appends.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
         let mut from = i64::MIN;
+        let mut held = Held::new();
         loop {
-            let (candidates, log_start) = {
-                let st = self.state();
-                let start = st.batches().partition_point(|b| b.last_offset < from);
-                let candidates: Vec<(Arc<SegmentFile>, u64)> = st
+            let (candidates, log_start, next) = self.with_batches(&mut held, |st, idx| {
+                let mut candidates: Vec<(Arc<SegmentFile>, u64)> = Vec::new();
+                let mut next = from;
+                let Some(first) = st
                     .batches()
-                    .range(start..)
-                    .take_while(|b| b.base_offset < st.high_watermark)
-                    .filter(|b| b.max_timestamp >= timestamp)
-                    .take(LOOKUP_CHUNK)
-                    .map(|b| {
-                        from = b.last_offset + 1;
-                        (Arc::clone(&b.file), b.position)
-                    })
-                    .collect();
-                (candidates, st.log_start)
-            };
+                    .run_facts()
+                    .find(|r| r.last_offset >= from && r.max_timestamp >= timestamp)
+                else {
+                    return Ok((candidates, st.log_start, next));
+                };
+                st.visit_from(from.max(first.first_offset), idx, |b| {
+                    if b.base_offset >= st.high_watermark || candidates.len() >= LOOKUP_CHUNK {
+                        return false;
+                    }
+                    if b.max_timestamp >= timestamp {
+                        candidates.push((Arc::clone(b.file), b.position));
+                        next = b.last_offset + 1;
+                    }
+                    true
+                })?;
+                Ok((candidates, st.log_start, next))
+            })?;
+            from = next;
             if candidates.is_empty() {
                 return Ok(None);
             }
@@ -188,23 +205,20 @@ impl PartitionLog {
     /// largest timestamp (ListOffsets' max-timestamp query): the record
     /// itself, not the last offset of its batch.
     pub fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let (file, position, timestamp, log_start) = {
-            let st = self.state();
+        let mut held = Held::new();
+        let found = self.with_batches(&mut held, |st, idx| {
             if st.max_timestamp < 0 || st.max_timestamp_offset < st.log_start {
                 return Ok(None);
             }
-            let at = st
-                .batches()
-                .partition_point(|b| b.last_offset < st.max_timestamp_offset);
-            let Some(batch) = st.batches().get(at) else {
-                return Ok(None);
-            };
-            (
-                Arc::clone(&batch.file),
-                batch.position,
-                st.max_timestamp,
-                st.log_start,
-            )
+            let mut found = None;
+            st.visit_from(st.max_timestamp_offset, idx, |b| {
+                found = Some((Arc::clone(b.file), b.position));
+                false
+            })?;
+            Ok(found.map(|(file, position)| (file, position, st.max_timestamp, st.log_start)))
+        })?;
+        let Some((file, position, timestamp, log_start)) = found else {
+            return Ok(None);
         };
         find_in_batch(file.buffered(), position, timestamp, log_start)
     }
@@ -214,24 +228,25 @@ impl PartitionLog {
 /// at least one under [`FirstBatch::Always`]).
 fn plan_read(
     st: &PartitionState,
+    idx: &Indexes<'_>,
     from: i64,
     limit: i64,
     max_bytes: usize,
     first: FirstBatch,
-) -> Vec<PlannedBatch> {
-    let start = st.batches().partition_point(|b| b.last_offset < from);
+) -> Result<Vec<PlannedBatch>, NeedIndex> {
     let mut planned = 0usize;
     let mut out = Vec::new();
-    for b in st.batches().range(start..) {
+    st.visit_from(from, idx, |b| {
         let len = b.len as usize;
         let may_exceed = out.is_empty() && first == FirstBatch::Always;
         if b.base_offset >= limit || (!may_exceed && planned + len > max_bytes) {
-            break;
+            return false;
         }
         planned += len;
-        out.push(PlannedBatch::of(b));
-    }
-    out
+        out.push(PlannedBatch::of(&b));
+        true
+    })?;
+    Ok(out)
 }
 
 /// Batches read from disk together: at most this far apart...

@@ -27,11 +27,11 @@ use tracing::{info, warn};
 use crate::entry;
 use strata_wal::{EntryReader, NextEntry, SegmentFile, SegmentId, Storage};
 
-use crate::ledger::Ledger;
-use crate::partition::{PartitionLog, PartitionState, StoredBatch};
+use crate::batch_list::RunSummary;
+use crate::partition::{PartitionLog, PartitionState, SharedParts, StoredBatch};
 use crate::registry::Registry;
-use crate::segment_index;
-use crate::tail_cache::TailCache;
+use crate::segment_index::cache::IndexCache;
+use crate::segment_index::{self, IndexHead};
 use crate::topic::TopicId;
 use crate::LogError;
 
@@ -73,8 +73,7 @@ pub(crate) fn open_partition(
     index: i32,
     dir: PathBuf,
     log_start: i64,
-    cache: &Arc<TailCache>,
-    ledger: &Arc<Ledger>,
+    shared: &SharedParts,
     storage: &dyn Storage,
 ) -> Result<PartitionLog, LogError> {
     // Durably: the producer-state snapshot is written in it.
@@ -84,7 +83,7 @@ pub(crate) fn open_partition(
     })?;
     let mut state = PartitionState::default();
     state.holder = (topic, index);
-    state.ledger = Arc::clone(ledger);
+    state.ledger = Arc::clone(&shared.ledger);
     state.log_start = log_start;
     state.next_offset = log_start;
     state.high_watermark = log_start;
@@ -99,7 +98,8 @@ pub(crate) fn open_partition(
         index,
         dir,
         state,
-        Arc::clone(cache),
+        Arc::clone(&shared.cache),
+        Arc::clone(&shared.indexes),
     ))
 }
 
@@ -107,7 +107,7 @@ pub(crate) fn open_partition(
 /// index, any other by scanning it.
 pub(crate) fn replay_wal(
     storage: &dyn Storage,
-    wal_dir: &Path,
+    (wal_dir, indexes): (&Path, &IndexCache),
     registry: &Registry,
     started: Instant,
     direct_io: bool,
@@ -118,7 +118,14 @@ pub(crate) fn replay_wal(
     let mut unsealed = Vec::new();
     let mut sealed = Vec::new();
     for (id, path) in &segments {
-        if load_sealed(wal_dir, *id, path, registry, direct_io, &mut report)? {
+        let sealed_here = SealedSegment {
+            id: *id,
+            path,
+            wal_dir,
+            storage,
+            indexes,
+        };
+        if load_sealed(&sealed_here, registry, direct_io, &mut report)? {
             sealed.push(*id);
         } else if scan_unsealed(storage, *id, path, registry, direct_io, &mut report)? {
             unsealed.push(*id);
@@ -218,57 +225,106 @@ fn remove_orphan_indexes(
     Ok(())
 }
 
-/// Loads a sealed segment's batches from its index. `false` when it has no
-/// usable index (it is then scanned, and sealed again).
-fn load_sealed(
-    wal_dir: &Path,
+/// A segment recovery loads from its index.
+struct SealedSegment<'a> {
     id: SegmentId,
-    path: &Path,
+    path: &'a Path,
+    wal_dir: &'a Path,
+    storage: &'a dyn Storage,
+    indexes: &'a IndexCache,
+}
+
+/// Loads a sealed segment's batches from its index: one summary per
+/// partition, without reading the batches' entries (an index of version 1
+/// is first rewritten as version 2). `false` when it has no usable index
+/// (it is then scanned, and sealed again).
+fn load_sealed(
+    segment: &SealedSegment<'_>,
     registry: &Registry,
     direct_io: bool,
     report: &mut RecoveryReport,
 ) -> Result<bool, LogError> {
-    let index_path = segment_index::index_path(wal_dir, id);
+    let (id, path) = (segment.id, segment.path);
+    let index_path = segment_index::index_path(segment.wal_dir, id);
     if !index_path.exists() {
         return Ok(false);
     }
     let file_len = std::fs::metadata(path).map_err(io(path))?.len();
-    let batches = match segment_index::read(&index_path)? {
-        Ok(batches) => batches,
+    let runs = match segment_index::read_head(&index_path)? {
+        Ok(IndexHead::Runs(runs)) => runs,
+        Ok(IndexHead::Version1(mut batches)) => {
+            if batches.iter().any(|b| !b.lies_within(file_len)) {
+                warn!(file = %index_path.display(), segment_len = file_len, "segment index points past its segment; the segment is scanned instead");
+                return Ok(false);
+            }
+            info!(file = %index_path.display(), "rewriting a version 1 segment index as version 2");
+            segment_index::write(segment.storage, segment.wal_dir, id, &mut batches)?;
+            match segment_index::read_head(&index_path)? {
+                Ok(IndexHead::Runs(runs)) => runs,
+                _ => return Ok(false),
+            }
+        }
         Err(defect) => {
             warn!(file = %index_path.display(), %defect, "unusable segment index; the segment is scanned instead");
             return Ok(false);
         }
     };
-    if let Some(bad) = batches.iter().find(|b| !b.lies_within(file_len)) {
-        warn!(file = %index_path.display(), position = bad.position, segment_len = file_len, "segment index points past its segment; the segment is scanned instead");
+    if let Some(bad) = runs.iter().find(|r| r.end > file_len) {
+        warn!(file = %index_path.display(), end = bad.end, segment_len = file_len, "segment index points past its segment; the segment is scanned instead");
         return Ok(false);
     }
     let file = Arc::new(SegmentFile::open(path, direct_io)?);
-    for b in &batches {
-        let Some(partition) = registry.partition(b.topic, b.partition) else {
+    segment.indexes.installed(id, file.uid());
+    for run in &runs {
+        let Some(partition) = registry.partition(run.topic, run.partition) else {
             continue;
         };
         let mut st = partition.state_mut();
-        if b.last_offset < st.next_offset {
+        if run.last_offset < st.next_offset {
             continue;
         }
-        st.push_batch(StoredBatch {
-            base_offset: b.base_offset,
-            last_offset: b.last_offset,
-            max_timestamp: b.max_timestamp,
-            segment: id,
-            file: Arc::clone(&file),
-            position: b.position,
-            len: b.len,
-        });
-        st.next_offset = b.last_offset + 1;
+        let summary = if run.first_offset >= st.next_offset {
+            RunSummary {
+                first_offset: run.first_offset,
+                last_base: run.last_base,
+                last_offset: run.last_offset,
+                max_timestamp: run.max_timestamp,
+                bytes: run.bytes,
+                batches: u64::from(run.entries),
+            }
+        } else {
+            // Straddles the log start (DeleteRecords): the batches below
+            // it are skipped, as a scan would.
+            let index = std::fs::File::open(&index_path).map_err(io(&index_path))?;
+            let Ok(entries) = segment_index::read_entries(&index, &index_path, run)? else {
+                drop(st);
+                warn!(file = %index_path.display(), "segment index entries fail their checksum; the segment is scanned instead");
+                return Ok(false);
+            };
+            let kept: Vec<_> = entries
+                .iter()
+                .filter(|e| e.last_offset >= st.next_offset)
+                .collect();
+            let Some(first) = kept.first() else {
+                continue;
+            };
+            RunSummary {
+                first_offset: first.base_offset,
+                last_base: run.last_base,
+                last_offset: run.last_offset,
+                max_timestamp: run.max_timestamp,
+                bytes: kept.iter().map(|e| u64::from(e.len)).sum(),
+                batches: kept.len() as u64,
+            }
+        };
+        report.entries_already_sealed += summary.batches;
+        st.push_summary(id, &file, summary);
+        st.next_offset = run.last_offset + 1;
         st.high_watermark = st.next_offset;
-        if b.max_timestamp > st.max_timestamp {
-            st.max_timestamp = b.max_timestamp;
-            st.max_timestamp_offset = b.last_offset;
+        if run.max_timestamp > st.max_timestamp {
+            st.max_timestamp = run.max_timestamp;
+            st.max_timestamp_offset = run.max_timestamp_offset;
         }
-        report.entries_already_sealed += 1;
     }
     Ok(true)
 }
@@ -283,7 +339,10 @@ fn scan_unsealed(
     direct_io: bool,
     report: &mut RecoveryReport,
 ) -> Result<bool, LogError> {
-    if stream_unsealed(storage, id, path, registry, direct_io, report)? {
+    // One file for the whole segment, however it is read: its batches
+    // are one run per partition.
+    let file = Arc::new(SegmentFile::open(path, direct_io)?);
+    if stream_unsealed(storage, (id, &file), path, registry, direct_io, report)? {
         return Ok(true);
     }
     // Damage, a torn tail or a bad header: read the segment whole and step
@@ -317,7 +376,6 @@ fn scan_unsealed(
         // Direct-I/O padding after the last entry: nothing was lost.
         strata_wal::truncate(storage, path, scan.valid_end)?;
     }
-    let file = Arc::new(SegmentFile::open(path, direct_io)?);
     for span in &scan.entries {
         let start = usize::try_from(span.payload_position).unwrap_or(usize::MAX);
         let end = start.saturating_add(span.payload_len as usize);
@@ -341,7 +399,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
 /// `false` at anything irregular.
 fn stream_unsealed(
     storage: &dyn Storage,
-    id: SegmentId,
+    (id, file): (SegmentId, &Arc<SegmentFile>),
     path: &Path,
     registry: &Registry,
     direct_io: bool,
@@ -350,11 +408,10 @@ fn stream_unsealed(
     let Some(mut reader) = EntryReader::open(path, direct_io)? else {
         return Ok(false);
     };
-    let file = Arc::new(SegmentFile::open(path, direct_io)?);
     loop {
         match reader.next_entry()? {
             NextEntry::Entry(payload, payload_position) => {
-                if replay_entry(payload, payload_position, id, &file, registry, path)? {
+                if replay_entry(payload, payload_position, id, file, registry, path)? {
                     report.entries_recovered += 1;
                 }
             }

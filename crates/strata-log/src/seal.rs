@@ -26,6 +26,7 @@ use tracing::{debug, error, info, warn};
 use crate::log_limit::LogLimit;
 use crate::registry::Registry;
 use crate::segment_index::{self, IndexedBatch};
+use crate::walk::Held;
 use crate::LogError;
 
 static SEAL_FAILED: LogLimit = LogLimit::new(std::time::Duration::from_secs(10));
@@ -44,6 +45,7 @@ pub(crate) struct Sealer {
     /// Segments whose sealing failed, retried with each task.
     pub failed: Vec<SegmentId>,
     pub cache: Arc<crate::tail_cache::TailCache>,
+    pub indexes: Arc<crate::segment_index::cache::IndexCache>,
     pub direct_io: bool,
     pub compaction: crate::wal_compaction::plan::CompactionOptions,
     /// Set when the store shuts down: compaction stops at the next batch.
@@ -78,25 +80,38 @@ impl Sealer {
     pub(crate) fn seal(&mut self, id: SegmentId) -> Result<(), LogError> {
         let mut batches = Vec::new();
         let mut touched = Vec::new();
+        let mut files = BTreeSet::new();
         for (topic, index) in self.ledger.usage(id).holders.into_keys() {
-            if let Some(partition) = self.registry.partition(topic, index) {
-                let st = partition.state();
-                let before = batches.len();
-                batches.extend(st.batches_in(id).map(|b| IndexedBatch {
-                    topic,
-                    partition: index,
-                    base_offset: b.base_offset,
-                    last_offset: b.last_offset,
-                    max_timestamp: b.max_timestamp,
-                    position: b.position,
-                    len: b.len,
-                }));
-                if batches.len() > before {
-                    let snapshot = crate::producer_snapshot::capture(&st);
-                    drop(st);
-                    touched.push((Arc::clone(&partition), snapshot));
-                }
+            let Some(partition) = self.registry.partition(topic, index) else {
+                continue;
+            };
+            let (found, snapshot) = partition.with_batches(&mut Held::new(), |st, idx| {
+                let mut found = Vec::new();
+                st.visit_segments((id, id), idx, |b| {
+                    files.insert(b.file.uid());
+                    found.push(IndexedBatch {
+                        topic,
+                        partition: index,
+                        base_offset: b.base_offset,
+                        last_offset: b.last_offset,
+                        max_timestamp: b.max_timestamp,
+                        position: b.position,
+                        len: b.len,
+                    });
+                })?;
+                let snapshot = crate::producer_snapshot::capture(st);
+                Ok((found, snapshot))
+            })?;
+            if !found.is_empty() {
+                batches.extend(found);
+                touched.push((partition, snapshot));
             }
+        }
+        if files.len() > 1 {
+            return Err(LogError::Corrupt(format!(
+                "WAL segment {id}: partitions hold batches in {} different files of it",
+                files.len()
+            )));
         }
         for (partition, snapshot) in &touched {
             if !snapshot.producers.producers.is_empty() {
@@ -105,6 +120,12 @@ impl Sealer {
         }
         segment_index::write(self.storage.as_ref(), &self.wal_dir, id, &mut batches)?;
         self.sealed.insert(id);
+        if let Some(file) = files.first() {
+            self.indexes.installed(id, *file);
+            for (partition, _) in &touched {
+                partition.state_mut().summarize(id, *file);
+            }
+        }
         debug!(
             segment = id,
             batches = batches.len(),
@@ -127,6 +148,7 @@ impl Sealer {
             let segment = strata_wal::segment_path(&self.wal_dir, id);
             let bytes = std::fs::metadata(&segment).map_or(0, |m| m.len());
             let storage = self.storage.as_ref();
+            self.indexes.removing(id);
             let result = storage
                 .remove_file(&segment)
                 .or_else(ignore_missing)

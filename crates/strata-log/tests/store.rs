@@ -433,3 +433,50 @@ fn a_data_dir_with_partition_segment_files_is_refused() {
     let err = LogStore::open(&StoreOptions::new(dir.path().to_path_buf())).unwrap_err();
     assert!(err.to_string().contains("earlier data layout"), "{err}");
 }
+
+#[test]
+fn sealed_batches_cost_one_summary_per_segment_and_read_back_through_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = sealed_store(dir.path(), 4000, 400);
+    // No index cache: every walk over a sealed segment reads its index.
+    options.wal_index_cache_bytes = 0;
+    let expected: Vec<(i64, Vec<u8>)> = (0..400)
+        .map(|i| (i as i64, format!("v{i}").into_bytes()))
+        .collect();
+    let (store, report) = LogStore::open(&options).unwrap();
+    assert_eq!(
+        report.entries_already_sealed + report.entries_recovered,
+        400
+    );
+    assert!(report.entries_already_sealed > 300);
+    let partition = store.topic("t").unwrap().partition(0).unwrap();
+    let (runs, batches) = {
+        let st = partition.state();
+        (st.batches().runs(), st.batches().len())
+    };
+    let segments = strata_log::segment_index::list_indexes(&dir.path().join("wal"))
+        .unwrap()
+        .len();
+    assert_eq!(batches, 400);
+    // One summary per sealed segment, and the segment being written.
+    assert_eq!(runs, segments + 1);
+    assert!(runs < 40, "{runs} runs for 400 batches");
+    assert_eq!(read_all(&store, "t"), expected);
+    let found = partition.offset_for_timestamp(1000 + 250).unwrap();
+    assert_eq!(found, Some((250, 1250)));
+    store.shutdown();
+
+    // A damaged index entry: the segment is scanned for the batches.
+    let (_, index) = strata_log::segment_index::list_indexes(&dir.path().join("wal"))
+        .unwrap()
+        .into_iter()
+        .nth(1)
+        .unwrap();
+    let mut bytes = std::fs::read(&index).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0xff;
+    std::fs::write(&index, &bytes).unwrap();
+    let (store, _) = LogStore::open(&options).unwrap();
+    assert_eq!(read_all(&store, "t"), expected);
+    store.shutdown();
+}

@@ -253,7 +253,11 @@ impl SegmentWriter {
 pub struct SegmentFile {
     buffered: File,
     direct: Option<File>,
+    uid: u64,
 }
+
+/// The uid of the next [`SegmentFile`] opened.
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl SegmentFile {
     pub fn open(path: &Path, direct_io: bool) -> Result<Self, WalError> {
@@ -270,7 +274,19 @@ impl SegmentFile {
         } else {
             None
         };
-        Ok(SegmentFile { buffered, direct })
+        let uid = NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(SegmentFile {
+            buffered,
+            direct,
+            uid,
+        })
+    }
+
+    /// A number no other `SegmentFile` of this process has: tells the file
+    /// apart from a later one with the same segment id (a compaction's
+    /// replacement).
+    pub fn uid(&self) -> u64 {
+        self.uid
     }
 
     /// Whether reads can bypass the page cache ([`Self::read_direct`]).

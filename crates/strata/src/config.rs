@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// order (0: no read-ahead).
     #[arg(long, env = "STRATA_WAL_READ_AHEAD_BYTES")]
     pub wal_read_ahead_bytes: Option<usize>,
+    /// Memory for sealed WAL segments' index entries brought back for
+    /// reads and housekeeping.
+    #[arg(long, env = "STRATA_WAL_INDEX_CACHE_BYTES")]
+    pub wal_index_cache_bytes: Option<usize>,
     /// Largest request accepted (Kafka's socket.request.max.bytes).
     #[arg(long, env = "STRATA_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -155,6 +159,7 @@ pub struct Config {
     pub wal_direct_io: bool,
     pub wal_cache_bytes: usize,
     pub wal_read_ahead_bytes: usize,
+    pub wal_index_cache_bytes: usize,
     pub max_request_bytes: usize,
     pub fetch_memory_bytes: usize,
     pub max_connections: usize,
@@ -187,6 +192,7 @@ impl Default for Config {
             wal_direct_io: true,
             wal_cache_bytes: 64 * 1024 * 1024,
             wal_read_ahead_bytes: 32 * 1024 * 1024,
+            wal_index_cache_bytes: 32 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
             fetch_memory_bytes: 256 * 1024 * 1024,
             max_connections: 10_000,
@@ -259,6 +265,7 @@ impl Config {
         take!(wal_direct_io);
         take!(wal_cache_bytes);
         take!(wal_read_ahead_bytes);
+        take!(wal_index_cache_bytes);
         take!(max_request_bytes);
         take!(fetch_memory_bytes);
         take!(max_connections);

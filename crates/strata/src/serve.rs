@@ -104,6 +104,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     store_options.wal_direct_io = config.wal_direct_io;
     store_options.wal_cache_bytes = config.wal_cache_bytes;
     store_options.wal_read_ahead_bytes = config.wal_read_ahead_bytes;
+    store_options.wal_index_cache_bytes = config.wal_index_cache_bytes;
     store_options.topic_defaults = topic_defaults(&config);
     store_options.retention_check_interval =
         Duration::from_millis(config.log_retention_check_interval_ms);

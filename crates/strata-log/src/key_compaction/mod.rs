@@ -22,6 +22,7 @@
 pub mod key_map;
 pub mod plan;
 
+use crate::walk::Held;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,25 +92,38 @@ impl Sealer {
     }
 
     fn due(&self, partition: &PartitionLog, config: &TopicConfig, now: i64) -> Option<i64> {
-        let st = partition.state();
-        let facts: Vec<BatchFacts> = st
-            .batches()
-            .iter()
-            .map(|b| BatchFacts {
-                base_offset: b.base_offset,
-                last_offset: b.last_offset,
-                max_timestamp: b.max_timestamp,
-                len: u64::from(b.len),
-                sealed: self.sealed.contains(&b.segment),
-            })
-            .collect();
-        let stable_end = st.producers.last_stable_offset(st.high_watermark);
+        // The partition's batches, listed for the plan while it decides
+        // (a compacted topic's, brought back from the indexes).
+        let walked = partition.with_batches(&mut Held::new(), |st, idx| {
+            let mut facts = Vec::new();
+            st.visit_from(i64::MIN, idx, |b| {
+                facts.push(BatchFacts {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    max_timestamp: b.max_timestamp,
+                    len: u64::from(b.len),
+                    sealed: self.sealed.contains(&b.segment),
+                });
+                true
+            })?;
+            let stable_end = st.producers.last_stable_offset(st.high_watermark);
+            Ok((facts, stable_end, st.cleaner.clone()))
+        });
+        let (facts, stable_end, cleaner) = match walked {
+            Ok(walked) => walked,
+            Err(e) => {
+                if let Some(suppressed) = CLEANING_FAILED.admit() {
+                    error!(topic = %partition.topic.to_hex(), partition = partition.index, error = %e, suppressed, "key compaction cannot list a partition's batches; retried later");
+                }
+                return None;
+            }
+        };
         let settings = CompactSettings {
             min_dirty_permille: config.min_cleanable_dirty_ratio_permille,
             min_lag_ms: config.min_compaction_lag_ms,
             max_lag_ms: config.max_compaction_lag_ms,
         };
-        plan::cleanable_end(&facts, stable_end, &st.cleaner, settings, now)
+        plan::cleanable_end(&facts, stable_end, &cleaner, settings, now)
     }
 
     fn clean(
@@ -119,25 +133,27 @@ impl Sealer {
         end: i64,
         now: i64,
     ) -> Result<Cleaned, LogError> {
-        let (batches, aborted, cleaner, newest) = {
-            let st = partition.state();
-            let batches: Vec<Batch> = st
-                .batches()
-                .iter()
-                .take_while(|b| b.last_offset < end)
-                .map(|b| Batch {
-                    base_offset: b.base_offset,
-                    last_offset: b.last_offset,
-                    segment: b.segment,
-                    position: b.position,
-                    len: b.len,
-                    file: Arc::clone(&b.file),
-                })
-                .collect();
-            let aborted = st.producers.aborted_between(st.log_start, end);
-            let newest = st.batches().back().map(|b| b.base_offset);
-            (batches, aborted, st.cleaner.clone(), newest)
-        };
+        let (batches, aborted, cleaner, newest) =
+            partition.with_batches(&mut Held::new(), |st, idx| {
+                let mut batches = Vec::new();
+                st.visit_from(i64::MIN, idx, |b| {
+                    if b.last_offset >= end {
+                        return false;
+                    }
+                    batches.push(Batch {
+                        base_offset: b.base_offset,
+                        last_offset: b.last_offset,
+                        segment: b.segment,
+                        position: b.position,
+                        len: b.len,
+                        file: Arc::clone(b.file),
+                    });
+                    true
+                })?;
+                let aborted = st.producers.aborted_between(st.log_start, end);
+                let newest = st.batches().last_base();
+                Ok((batches, aborted, st.cleaner.clone(), newest))
+            })?;
         let (keys, end) = self.newest_offsets(&batches, &aborted, cleaner.cleaned_to, end)?;
         let holder = (partition.topic, partition.index);
         let mut by_segment: BTreeMap<SegmentId, Transforms> = BTreeMap::new();

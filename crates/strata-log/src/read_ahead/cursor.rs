@@ -12,6 +12,7 @@
 
 use crate::partition::{PartitionLog, PartitionState};
 use crate::read::PlannedBatch;
+use crate::segment_index::cache::Indexes;
 
 use super::AHEAD_BYTES;
 
@@ -36,6 +37,7 @@ impl PartitionLog {
     pub(crate) fn plan_ahead(
         &self,
         st: &PartitionState,
+        idx: &Indexes<'_>,
         from: i64,
         plan: &[PlannedBatch],
     ) -> Vec<PlannedBatch> {
@@ -57,25 +59,26 @@ impl PartitionLog {
         if !sequential {
             return Vec::new();
         }
-        let start = st.batches().partition_point(|b| b.last_offset < after);
-        // A reader at the tail reads from memory: nothing to read ahead.
-        if st.batches().get(start).is_none_or(|b| {
-            b.base_offset >= st.high_watermark
-                || self.cache.holds(b.segment, b.position, b.len as usize)
-        }) {
-            return Vec::new();
-        }
         let mut bytes = 0;
+        let mut seen = 0;
         let mut out = Vec::new();
-        for b in st.batches().range(start..).take(AHEAD_BATCHES) {
+        // Batches whose index entries are not at hand are not read ahead:
+        // the next read brings them in.
+        let _ = st.visit_from(after, idx, |b| {
+            // A reader at the tail reads from memory: nothing to read ahead.
+            if seen == 0 && self.cache.holds(b.segment, b.position, b.len as usize) {
+                return false;
+            }
+            seen += 1;
             bytes += b.len as usize;
-            if b.base_offset >= st.high_watermark || bytes > AHEAD_BYTES {
-                break;
+            if seen > AHEAD_BATCHES || b.base_offset >= st.high_watermark || bytes > AHEAD_BYTES {
+                return false;
             }
             if b.last_offset >= cursor.ahead_from {
-                out.push(PlannedBatch::of(b));
+                out.push(PlannedBatch::of(&b));
             }
-        }
+            true
+        });
         if let Some(b) = out.last() {
             cursor.ahead_from = b.last_offset + 1;
         }

@@ -272,6 +272,10 @@ fn partition(cache: Arc<TailCache>, planned: &[PlannedBatch]) -> PartitionLog {
         std::env::temp_dir(),
         state,
         cache,
+        Arc::new(crate::segment_index::cache::IndexCache::new(
+            std::env::temp_dir(),
+            0,
+        )),
     )
 }
 

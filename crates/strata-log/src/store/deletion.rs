@@ -1,7 +1,9 @@
 //! Deleting records: DeleteRecords, and asking the sealing thread to remove
 //! the WAL segments nobody holds or to compact the WAL now.
 
+use crate::walk::Held;
 use std::sync::PoisonError;
+use tracing::warn;
 
 use super::LogStore;
 use crate::housekeeping::SealTask;
@@ -37,7 +39,12 @@ impl LogStore {
             partition.state_mut().log_start = previous;
             return Err(e);
         }
-        partition.state_mut().drop_below_log_start();
+        if let Err(e) =
+            partition.with_batches_mut(&mut Held::new(), |st, idx| st.drop_below_log_start(idx))
+        {
+            // The batches stay counted until retention's next pass drops them.
+            warn!(error = %e, "cannot drop the batches below a new log start yet");
+        }
         self.request_removal();
         Ok(new_start)
     }

@@ -24,10 +24,11 @@ use crate::config::{validate_overrides, BrokerDefaults, TopicConfig};
 use crate::data_dir::{refuse_partition_segments, remove_leftover_tmp, remove_orphan_partitions};
 use crate::housekeeping::{Housekeeper, SealTask};
 use crate::ledger::Ledger;
-use crate::partition::PartitionLog;
+use crate::partition::{PartitionLog, SharedParts};
 use crate::recovery::{self, RecoveryReport};
 use crate::registry::{Registry, Topic};
 use crate::seal::Sealer;
+use crate::segment_index::cache::IndexCache;
 use crate::tail_cache::TailCache;
 use crate::topic::{validate_topic_name, MetaFile, MetaStore, TopicId, TopicRecord};
 use crate::wal_health::WalHealth;
@@ -75,9 +76,9 @@ pub struct LogStore {
     producer_ids: Mutex<crate::producer_ids::ProducerIdBlock>,
     appended: watch::Receiver<u64>,
     health: Arc<WalHealth>,
-    cache: Arc<TailCache>,
-    /// Live bytes per WAL segment.
-    ledger: Arc<Ledger>,
+    /// What every partition shares: the tail cache, the index cache and
+    /// the ledger of live bytes per WAL segment.
+    shared: SharedParts,
     topic_defaults: BrokerDefaults,
     /// Asks the sealing thread to remove segments nobody holds.
     removal: Mutex<Option<std::sync::mpsc::SyncSender<SealTask>>>,
@@ -123,12 +124,21 @@ impl LogStore {
             options.wal_read_ahead_bytes,
         ));
         let ledger = Arc::new(Ledger::default());
+        let indexes = Arc::new(IndexCache::new(
+            wal_dir.clone(),
+            options.wal_index_cache_bytes,
+        ));
+        let shared = SharedParts {
+            cache: Arc::clone(&cache),
+            indexes: Arc::clone(&indexes),
+            ledger: Arc::clone(&ledger),
+        };
         let topic_defaults = BrokerDefaults::new(options.topic_defaults.clone());
         for record in meta.load()?.topics {
             let topic = open_topic(
                 &options.data_dir,
                 &record,
-                (&cache, &ledger, storage.as_ref()),
+                (&shared, storage.as_ref()),
                 &topic_defaults,
             )?;
             registry.insert(Arc::new(topic));
@@ -136,7 +146,7 @@ impl LogStore {
         remove_orphan_partitions(storage.as_ref(), &partitions_dir, &registry);
         let wal = recovery::replay_wal(
             storage.as_ref(),
-            &wal_dir,
+            (&wal_dir, &indexes),
             &registry,
             started,
             options.wal_direct_io,
@@ -186,6 +196,7 @@ impl LogStore {
                 ledger: Arc::clone(&ledger),
                 failed: Vec::new(),
                 cache: Arc::clone(&cache),
+                indexes: Arc::clone(&indexes),
                 direct_io: options.wal_direct_io,
                 compaction: options.wal_compaction,
                 stop: Arc::clone(&stopping),
@@ -219,8 +230,7 @@ impl LogStore {
             append_tx: Mutex::new(Some(append_tx)),
             appended: appended_rx,
             health,
-            cache,
-            ledger,
+            shared,
             topic_defaults,
             removal: Mutex::new(Some(removal_tx)),
             removal_wanted,
@@ -347,7 +357,7 @@ impl LogStore {
         let topic = Arc::new(open_topic(
             &self.data_dir,
             &record,
-            (&self.cache, &self.ledger, self.storage.as_ref()),
+            (&self.shared, self.storage.as_ref()),
             &self.topic_defaults,
         )?);
         self.registry.insert(Arc::clone(&topic));
@@ -426,8 +436,7 @@ impl LogStore {
                 index,
                 dir,
                 0,
-                &self.cache,
-                &self.ledger,
+                &self.shared,
                 self.storage.as_ref(),
             )?;
             added.push(Arc::new(log));
@@ -528,7 +537,7 @@ fn partition_dir(data_dir: &Path, topic: TopicId, index: i32) -> PathBuf {
 fn open_topic(
     data_dir: &Path,
     record: &TopicRecord,
-    (cache, ledger, storage): (&Arc<TailCache>, &Arc<Ledger>, &dyn Storage),
+    (shared, storage): (&SharedParts, &dyn Storage),
     topic_defaults: &BrokerDefaults,
 ) -> Result<Topic, LogError> {
     let id = TopicId::from_hex(&record.id).ok_or_else(|| LogError::Metadata {
@@ -544,7 +553,7 @@ fn open_topic(
             .unwrap_or(0);
         let dir = partition_dir(data_dir, id, index);
         partitions.push(Arc::new(recovery::open_partition(
-            id, index, dir, log_start, cache, ledger, storage,
+            id, index, dir, log_start, shared, storage,
         )?));
     }
     Ok(Topic::new(

@@ -25,6 +25,8 @@ pub struct StoreOptions {
     pub wal_cache_bytes: usize,
     /// Memory for batches read ahead for sequential readers of older data.
     pub wal_read_ahead_bytes: usize,
+    /// Memory for sealed segments' index entries brought back for reads.
+    pub wal_index_cache_bytes: usize,
     /// The broker's defaults for topic configs (`retention.ms` and the
     /// like), by topic config name; validated like topic overrides.
     pub topic_defaults: BTreeMap<String, String>,
@@ -47,6 +49,7 @@ impl StoreOptions {
             wal_direct_io: true,
             wal_cache_bytes: 64 * 1024 * 1024,
             wal_read_ahead_bytes: crate::read_ahead::DEFAULT_BYTES,
+            wal_index_cache_bytes: crate::segment_index::cache::DEFAULT_BYTES,
             topic_defaults: BTreeMap::new(),
             retention_check_interval: Duration::from_secs(300),
             wal_compaction: CompactionOptions {

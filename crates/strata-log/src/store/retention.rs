@@ -7,10 +7,13 @@ use std::time::Duration;
 use tracing::{debug, warn};
 
 use super::LogStore;
+use crate::batch_list::RunFacts;
 use crate::log_limit::LogLimit;
 use crate::metrics;
-use crate::partition::PartitionLog;
+use crate::partition::{PartitionLog, PartitionState};
 use crate::retention::{new_log_start, BatchFacts, Retention};
+use crate::segment_index::cache::{Indexes, NeedIndex};
+use crate::walk::Held;
 use crate::LogError;
 
 static RETENTION_FAILED: LogLimit = LogLimit::new(Duration::from_secs(10));
@@ -32,18 +35,13 @@ impl LogStore {
                 bytes: config.retention_bytes,
             };
             for partition in topic.partitions() {
-                let mut st = partition.state_mut();
-                let facts = st.batches().iter().map(|b| BatchFacts {
-                    last_offset: b.last_offset,
-                    max_timestamp: b.max_timestamp,
-                    len: u64::from(b.len),
-                });
-                let Some(start) = new_log_start(facts, st.bytes(), st.log_start, now_ms, retention)
-                else {
-                    continue;
-                };
-                moved.push((Arc::clone(&partition), st.log_start));
-                st.log_start = start;
+                let moves = partition.with_batches_mut(&mut Held::new(), |st, idx| {
+                    let start = retained_start(st, idx, now_ms, retention)?;
+                    Ok(start.map(|start| std::mem::replace(&mut st.log_start, start)))
+                })?;
+                if let Some(previous) = moves {
+                    moved.push((Arc::clone(&partition), previous));
+                }
             }
         }
         if moved.is_empty() {
@@ -57,11 +55,10 @@ impl LogStore {
         }
         let (mut batches, mut bytes) = (0, 0);
         for (partition, _) in &moved {
-            let mut st = partition.state_mut();
-            let before = (st.batches().len(), st.bytes());
-            st.drop_below_log_start();
-            batches += (before.0 - st.batches().len()) as u64;
-            bytes += before.1 - st.bytes();
+            let (b, n) = partition
+                .with_batches_mut(&mut Held::new(), |st, idx| st.drop_below_log_start(idx))?;
+            batches += b;
+            bytes += n;
         }
         metrics::count_by(metrics::RETENTION_DELETED_BATCHES, batches);
         metrics::count_by(metrics::RETENTION_DELETED_BYTES, bytes);
@@ -72,6 +69,57 @@ impl LogStore {
         self.request_removal();
         Ok(batches)
     }
+}
+
+/// The log start retention wants for a partition, if it moves. Whole
+/// runs are judged by their summaries first; the run the new log start
+/// falls in is then judged batch by batch (so the log start moves at
+/// batch granularity while only that run's entries are needed).
+fn retained_start(
+    st: &PartitionState,
+    idx: &Indexes<'_>,
+    now_ms: i64,
+    retention: Retention,
+) -> Result<Option<i64>, NeedIndex> {
+    let list = st.batches();
+    let as_batch = |r: RunFacts| BatchFacts {
+        last_offset: r.last_offset,
+        max_timestamp: r.max_timestamp,
+        len: r.bytes,
+    };
+    let by_runs = new_log_start(
+        list.run_facts().map(as_batch),
+        list.bytes(),
+        st.log_start,
+        now_ms,
+        retention,
+    );
+    let reached = by_runs.unwrap_or(st.log_start);
+    let frontier = list
+        .run_facts()
+        .take_while(|r| r.last_offset < reached)
+        .count();
+    let mut inside = Vec::new();
+    list.visit_run(st.holder, frontier, idx, |b| {
+        inside.push(BatchFacts {
+            last_offset: b.last_offset,
+            max_timestamp: b.max_timestamp,
+            len: u64::from(b.len),
+        });
+    })?;
+    let facts = list
+        .run_facts()
+        .take(frontier)
+        .map(as_batch)
+        .chain(inside)
+        .chain(list.run_facts().skip(frontier + 1).map(as_batch));
+    Ok(new_log_start(
+        facts,
+        list.bytes(),
+        st.log_start,
+        now_ms,
+        retention,
+    ))
 }
 
 /// Runs retention every `interval` until `stop` is dropped or the store is.

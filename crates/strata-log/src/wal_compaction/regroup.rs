@@ -17,6 +17,7 @@ use tracing::{error, info};
 use super::CompactionTotals;
 use crate::metrics;
 use crate::seal::Sealer;
+use crate::walk::Held;
 
 impl Sealer {
     /// Regroups every sealed segment whose batches are interleaved.
@@ -67,8 +68,16 @@ impl Sealer {
         let mut placed = Vec::new();
         for holder in holders.keys() {
             if let Some(partition) = self.registry.partition(holder.0, holder.1) {
-                let st = partition.state();
-                placed.extend(st.batches_in(id).map(|b| (b.position, *holder)));
+                let positions = partition.with_batches(&mut Held::new(), |st, idx| {
+                    let mut positions = Vec::new();
+                    st.visit_segments((id, id), idx, |b| positions.push(b.position))?;
+                    Ok(positions)
+                });
+                // A segment whose batches cannot be found is left as it is.
+                let Ok(positions) = positions else {
+                    return false;
+                };
+                placed.extend(positions.into_iter().map(|p| (p, *holder)));
             }
         }
         placed.sort_unstable_by_key(|(position, _)| *position);

@@ -19,6 +19,7 @@ use crate::log_limit::LogLimit;
 use crate::metrics;
 use crate::partition::BatchLocation;
 use crate::seal::Sealer;
+use crate::walk::Held;
 use crate::LogError;
 
 static DAMAGED: LogLimit = LogLimit::new(Duration::from_secs(10));
@@ -78,13 +79,20 @@ impl Sealer {
                 covers = covers.min(header.first_segment.unwrap_or(*id));
             }
         }
-        let moving = self.live_batches(run);
+        let moving = self.live_batches(run)?;
         let mut replacement =
-            Replacement::create(Arc::clone(&self.storage), &self.wal_dir, target, covers)?;
+            match Replacement::create(Arc::clone(&self.storage), &self.wal_dir, target, covers) {
+                Ok(replacement) => replacement,
+                Err(e) => {
+                    self.summarize_again(run);
+                    return Err(e.into());
+                }
+            };
         let copied = match self.copy_batches(&moving, transforms, &mut replacement) {
             Ok(copied) => copied,
             Err(e) => {
                 replacement.discard();
+                self.summarize_again(run);
                 return Err(e);
             }
         };
@@ -95,11 +103,14 @@ impl Sealer {
         let new_bytes = replacement.len();
         if let Err(e) = verify_replacement(&mut replacement, written) {
             replacement.discard();
+            self.summarize_again(run);
             return Err(e);
         }
         // The replacement's moment: the old index goes first, so a crash
         // after the rename never finds an index of the old file beside it.
+        // The partitions list these batches meanwhile (`live_batches`).
         let index = crate::segment_index::index_path(&self.wal_dir, target);
+        self.indexes.removing(target);
         remove_if_there(self.storage.as_ref(), &index)?;
         self.sealed.remove(&target);
         strata_wal::sync_dir(self.storage.as_ref(), &self.wal_dir)?;
@@ -117,6 +128,7 @@ impl Sealer {
         let damaged = self.relocate(&moving, &copied, target, &file);
         self.reseal(target);
         for id in run.iter().filter(|id| **id != target) {
+            self.indexes.removing(*id);
             remove_if_there(
                 self.storage.as_ref(),
                 &strata_wal::segment_path(&self.wal_dir, *id),
@@ -137,9 +149,12 @@ impl Sealer {
     }
 
     /// The live batches of `run`, grouped by partition, in offset order.
-    fn live_batches(&self, run: &[SegmentId]) -> Vec<Moving> {
+    /// Their partitions list them from here on (their indexes are about
+    /// to be replaced), until the replacement is sealed or
+    /// [`Self::summarize_again`].
+    fn live_batches(&self, run: &[SegmentId]) -> Result<Vec<Moving>, LogError> {
         let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut holders = std::collections::BTreeSet::new();
         for id in run {
@@ -150,22 +165,44 @@ impl Sealer {
             let Some(partition) = self.registry.partition(holder.0, holder.1) else {
                 continue;
             };
-            let st = partition.state();
-            let from = st.batches().partition_point(|b| b.segment < first);
-            for b in st.batches().range(from..) {
-                if b.segment > last {
-                    break;
+            let listed = partition.with_batches_mut(&mut Held::new(), |st, idx| {
+                st.expand_segments((first, last), idx)?;
+                let mut listed = Vec::new();
+                st.visit_segments((first, last), idx, |b| {
+                    listed.push(Moving {
+                        holder,
+                        base_offset: b.base_offset,
+                        from: (b.segment, b.position),
+                        len: b.len,
+                        file: Arc::clone(b.file),
+                    });
+                })?;
+                Ok(listed)
+            });
+            match listed {
+                Ok(listed) => out.extend(listed),
+                Err(e) => {
+                    self.summarize_again(run);
+                    return Err(e);
                 }
-                out.push(Moving {
-                    holder,
-                    base_offset: b.base_offset,
-                    from: (b.segment, b.position),
-                    len: b.len,
-                    file: Arc::clone(&b.file),
-                });
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// Summarizes again the batches partitions hold in `run` where the
+    /// segment's index is still there (a rewrite that did not happen).
+    fn summarize_again(&self, run: &[SegmentId]) {
+        for id in run {
+            let Some(file) = self.indexes.current(*id) else {
+                continue;
+            };
+            for holder in self.ledger.usage(*id).holders.into_keys() {
+                if let Some(partition) = self.registry.partition(holder.0, holder.1) {
+                    partition.state_mut().summarize(*id, file);
+                }
+            }
+        }
     }
 
     /// Copies each batch into the replacement, checked, or transformed.
@@ -264,30 +301,37 @@ impl Sealer {
                 at = end;
                 continue;
             };
-            let mut st = partition.state_mut();
-            for (m, copy) in moving[at..end].iter().zip(&copied[at..end]) {
-                match copy {
-                    Copied::At {
-                        position,
-                        len,
-                        max_timestamp,
-                    } => {
-                        let to = BatchLocation {
-                            segment: target,
-                            file: Arc::clone(file),
-                            position: *position,
-                        };
-                        st.relocate(m.base_offset, m.from, to, *len, *max_timestamp);
-                    }
-                    Copied::Dropped => {
-                        st.forget_batch(m.base_offset, m.from);
-                    }
-                    Copied::Damaged => {
-                        damaged += 1;
-                        st.forget_batch(m.base_offset, m.from);
+            let moves = moving[at..end].iter().zip(&copied[at..end]);
+            // Listed since `live_batches`: no index is needed.
+            let relocated = partition.with_batches_mut(&mut Held::new(), |st, idx| {
+                for (m, copy) in moves.clone() {
+                    match copy {
+                        Copied::At {
+                            position,
+                            len,
+                            max_timestamp,
+                        } => {
+                            let to = BatchLocation {
+                                segment: target,
+                                file: Arc::clone(file),
+                                position: *position,
+                            };
+                            st.relocate(m.base_offset, m.from, to, *len, *max_timestamp, idx)?;
+                        }
+                        Copied::Dropped | Copied::Damaged => {
+                            st.forget_batch(m.base_offset, m.from, idx)?;
+                        }
                     }
                 }
+                Ok(())
+            });
+            if let Err(e) = relocated {
+                warn!(topic = %m.holder.0.to_hex(), partition = m.holder.1, error = %e, "cannot point a partition at its compacted batches; it reads the old file until a restart");
             }
+            damaged += copied[at..end]
+                .iter()
+                .filter(|c| matches!(c, Copied::Damaged))
+                .count();
             at = end;
         }
         damaged
