@@ -57,6 +57,7 @@ mod producer_ids;
 pub mod producer_snapshot;
 pub mod read;
 mod read_ahead;
+mod read_plan;
 pub mod recovery;
 pub mod registry;
 pub mod retention;

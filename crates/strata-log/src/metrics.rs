@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
 
-use crate::recovery::RecoveryReport;
-
 /// Time from a produce batch entering the append queue to it being durable.
 pub const WAL_APPEND_DURATION: &str = "wal_append_duration_seconds";
 /// Time one `fdatasync` of the WAL takes.
@@ -265,13 +263,19 @@ pub(crate) fn set_wal_writable(writable: bool) {
     metrics::gauge!(WAL_WRITABLE).set(if writable { 1.0 } else { 0.0 });
 }
 
-/// Records what recovery found at startup.
-pub fn record_recovery(report: &RecoveryReport) {
-    counter!(WAL_RECOVERY_SUCCESSES).increment(report.entries_recovered);
-    counter!(WAL_RECOVERY_FAILURES).increment(report.damaged.len() as u64);
-    counter!(WAL_RECOVERY_TORN_TAILS).increment(report.torn_tails.len() as u64);
-    counter!(WAL_RECOVERY_TORN_BYTES).increment(report.torn_tails.iter().map(|(_, b)| b).sum());
-    metrics::gauge!(WAL_RECOVERY_DURATION).set(report.duration.as_secs_f64());
+/// Records what recovery found at startup: entries replayed, damaged,
+/// torn tails and their bytes, and how long it took.
+pub(crate) fn record_recovery(
+    replayed: u64,
+    damaged: u64,
+    (torn_tails, torn_bytes): (u64, u64),
+    duration: Duration,
+) {
+    counter!(WAL_RECOVERY_SUCCESSES).increment(replayed);
+    counter!(WAL_RECOVERY_FAILURES).increment(damaged);
+    counter!(WAL_RECOVERY_TORN_TAILS).increment(torn_tails);
+    counter!(WAL_RECOVERY_TORN_BYTES).increment(torn_bytes);
+    metrics::gauge!(WAL_RECOVERY_DURATION).set(duration.as_secs_f64());
 }
 
 pub(crate) fn record_group_commit(entries: usize, bytes: usize, fsync: Duration) {

@@ -22,12 +22,12 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use strata_protocol::batch::{validate_crc, BatchHeader, HEADER_LEN};
+use strata_protocol::batch::{BatchHeader, HEADER_LEN};
 use strata_wal::SegmentId;
 
-use crate::batch_list::BatchRef;
 use crate::partition::{Isolation, PartitionLog, PartitionState, ReadResult, DECOMPRESS_LIMIT};
 use crate::read_ahead::Taken;
+use crate::read_plan::{is_intact, run_len, PlannedBatch};
 use crate::segment_index::cache::{Indexes, NeedIndex};
 use crate::walk::Held;
 
@@ -35,30 +35,6 @@ use crate::tail_cache::TailCache;
 use crate::LogError;
 use strata_wal::direct::BLOCK;
 use strata_wal::SegmentFile;
-
-/// One batch a read will copy.
-#[derive(Debug, Clone)]
-pub(crate) struct PlannedBatch {
-    pub(crate) file: Arc<SegmentFile>,
-    pub(crate) segment: SegmentId,
-    pub(crate) base_offset: i64,
-    pub(crate) last_offset: i64,
-    pub(crate) position: u64,
-    pub(crate) len: usize,
-}
-
-impl PlannedBatch {
-    pub(crate) fn of(b: &BatchRef<'_>) -> Self {
-        PlannedBatch {
-            file: Arc::clone(b.file),
-            segment: b.segment,
-            base_offset: b.base_offset,
-            last_offset: b.last_offset,
-            position: b.position,
-            len: b.len as usize,
-        }
-    }
-}
 
 /// Batches examined per lock taken by a timestamp lookup.
 const LOOKUP_CHUNK: usize = 64;
@@ -249,11 +225,6 @@ fn plan_read(
     Ok(out)
 }
 
-/// Batches read from disk together: at most this far apart...
-const MAX_GAP: u64 = 256 * 1024;
-/// ...and spanning at most this much.
-const MAX_SPAN: u64 = 4 * 1024 * 1024;
-
 /// The planned batches as one buffer, leaving out damaged ones. Batches
 /// still in the tail cache come from memory; the others are read from
 /// their segment, with direct I/O where it is on, a run of nearby batches
@@ -338,30 +309,6 @@ fn read_planned(plan: &[PlannedBatch], cache: &TailCache) -> Result<Bytes, LogEr
     Ok(out.freeze())
 }
 
-/// How many batches from `plan[from]` on sit close together in one
-/// segment (at least one, unless `from` is past the end).
-pub(crate) fn run_len(plan: &[PlannedBatch], from: usize) -> usize {
-    let rest = plan.get(from..).unwrap_or_default();
-    let Some(first) = rest.first() else {
-        return 0;
-    };
-    let mut len = 1;
-    let mut end = first.position + first.len as u64;
-    for next in rest.iter().skip(1) {
-        let next_end = next.position + next.len as u64;
-        if next.segment != first.segment
-            || next.position < end
-            || next.position - end > MAX_GAP
-            || next_end - first.position > MAX_SPAN
-        {
-            break;
-        }
-        end = next_end;
-        len += 1;
-    }
-    len
-}
-
 /// Reads a run of batches of one segment with one direct read of the
 /// blocks holding them; the intact batches as views of that read. `None`
 /// when the segment has no direct I/O.
@@ -417,15 +364,6 @@ fn report_damage(batch: &PlannedBatch) {
         base_offset = batch.base_offset,
         "stored batch failed its checksum; not served"
     );
-}
-
-/// Whether `bytes` are the intact batch the plan expects there.
-pub(crate) fn is_intact(bytes: &[u8], batch: &PlannedBatch) -> bool {
-    BatchHeader::parse(bytes).is_ok_and(|h| {
-        h.total_len == batch.len
-            && h.base_offset == batch.base_offset
-            && validate_crc(bytes, &h).is_ok()
-    })
 }
 
 fn segment_name(segment: SegmentId) -> String {

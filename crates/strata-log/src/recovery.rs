@@ -57,6 +57,21 @@ pub struct RecoveryReport {
     pub duration: Duration,
 }
 
+impl RecoveryReport {
+    /// Records the report in the recovery metrics.
+    pub fn record_metrics(&self) {
+        crate::metrics::record_recovery(
+            self.entries_recovered,
+            self.damaged.len() as u64,
+            (
+                self.torn_tails.len() as u64,
+                self.torn_tails.iter().map(|(_, b)| b).sum(),
+            ),
+            self.duration,
+        );
+    }
+}
+
 /// The WAL segments recovery found sealed and left for sealing, and the
 /// next segment id.
 pub(crate) struct WalRecovery {

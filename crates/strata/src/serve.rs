@@ -135,7 +135,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         durability = "fsync before ack (group commit)",
         "strata started"
     );
-    strata_log::metrics::record_recovery(&report);
+    report.record_metrics();
     let damaged: Vec<String> = report
         .damaged
         .iter()

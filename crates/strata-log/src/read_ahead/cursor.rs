@@ -11,7 +11,7 @@
 //! break each other's pattern, and read without read-ahead.
 
 use crate::partition::{PartitionLog, PartitionState};
-use crate::read::PlannedBatch;
+use crate::read_plan::PlannedBatch;
 use crate::segment_index::cache::Indexes;
 
 use super::AHEAD_BYTES;

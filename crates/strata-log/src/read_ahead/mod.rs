@@ -43,7 +43,7 @@ mod pool;
 
 pub(crate) use cursor::ReadCursor;
 
-use crate::read::{is_intact, run_len, PlannedBatch};
+use crate::read_plan::{is_intact, run_len, PlannedBatch};
 use pool::Pool;
 
 /// Memory for read-ahead unless configured (`wal_read_ahead_bytes`).
