@@ -75,6 +75,25 @@ fn a_version_one_data_dir_serves_every_record_before_and_after_a_restart() {
     }
     assert_eq!(&versions[..4], &[(0, 1), (1, 1), (2, 1), (3, 1)]);
     assert!(versions[4..].iter().all(|(_, v)| *v == 2));
+    // The version 1 indexes were rewritten as version 2, listing the same
+    // batches.
+    for (id, path) in strata_log::segment_index::list_indexes(&wal).unwrap() {
+        let head = strata_log::segment_index::read_head(&path)
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(head, strata_log::segment_index::IndexHead::Runs(_)),
+            "index {id} not rewritten"
+        );
+    }
+    let fixture_index = fixture.join("wal/00000000000000000000.idx");
+    let old = strata_log::segment_index::read(&fixture_index)
+        .unwrap()
+        .unwrap();
+    let new = strata_log::segment_index::read(&strata_log::segment_index::index_path(&wal, 0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(old, new);
 }
 
 #[test]
