@@ -202,6 +202,17 @@ def report(res: dict) -> None:
         res["per_batch_bytes"] = per_batch
         res["per_batch_ready_ns_warm"] = (warm_small - warm_big) / dn * 1e9
         res["per_batch_ready_ns_cold"] = (cold_small - cold_big) / dn * 1e9
+    last = (res.get("restarts_small") or big)[-1]
+    above = max(r["rss_5s"] for r in big + res.get("restarts_small", [])) - idle
+    segments = last["wal_segments"] or 1
+    per_segment = above / segments
+    slowest = max(r["ready_s"] for r in big + res.get("restarts_small", []))
+    hundred = 100 * GB / (64 * 1024 * 1024)
+    print(f"per WAL segment held (the most RSS above idle over the segments): {per_segment / 1e3:,.1f} kB;"
+          f" slowest ready {slowest:.3f} s for {segments} segments")
+    print(f"100 GB in 64 MiB segments = {hundred:,.0f} segments: {hundred * per_segment / MB:,.1f} MB above idle,"
+          f" ready in about {slowest * hundred / segments:.2f} s (scaled by segments)")
+    res["per_segment_bytes"] = per_segment
     print()
     print("| average batch | batches in 100 GB | memory for their entries | ready time (warm / cold, per-batch cost) |")
     print("|---|---|---|---|")

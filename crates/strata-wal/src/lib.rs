@@ -14,7 +14,7 @@
 //!   over the segment it replaces with a rename.
 //! - [`storage`]: the seam every file-system mutation goes through
 //!   ([`Storage`]), and the real file system behind it.
-//! - [`sim_storage`]: a simulated disk for tests: written and synced bytes
+//! - `sim_storage` (feature `sim`): a simulated disk for tests: written and synced bytes
 //!   kept apart, power cuts, torn writes, injected EIO.
 //!
 //! Invariants:
@@ -32,6 +32,7 @@ pub mod reader;
 pub mod replacement;
 pub mod scan;
 pub mod segment;
+#[cfg(any(test, feature = "sim"))]
 pub mod sim_storage;
 pub mod storage;
 
@@ -47,6 +48,7 @@ pub use segment::{
     list_by_id, list_segments, read_at, read_header, segment_path, sync_dir, truncate, SegmentFile,
     SegmentId, SegmentWriter,
 };
+#[cfg(any(test, feature = "sim"))]
 pub use sim_storage::SimStorage;
 pub use storage::{create_dir_all_durably, RealStorage, Storage, StorageFile};
 

@@ -1,6 +1,6 @@
 //! The storage seam: every operation of the storage layer that changes
 //! files or directories goes through a [`Storage`], so that a test can put
-//! a simulated disk ([`crate::sim_storage::SimStorage`]) in place of the
+//! a simulated disk (`SimStorage`, feature `sim`) in place of the
 //! real one and cut its power at any point.
 //!
 //! Only mutations and their durability go through the seam: creating,
