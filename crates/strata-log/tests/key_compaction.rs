@@ -230,11 +230,26 @@ fn tombstones_stay_for_delete_retention_ms_after_compaction_reaches_them() {
     store.shutdown();
 }
 
-#[test]
-fn aborted_records_go_and_read_committed_sees_exactly_the_committed_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = LogStore::open(&options(dir.path())).unwrap();
-    compacted_topic(&store, "tx", "0");
+/// How many transaction markers the partition holds.
+fn markers(store: &LogStore, topic: &str) -> usize {
+    let log = store.topic(topic).unwrap().partition(0).unwrap();
+    let (mut offset, high_watermark) = log.bounds();
+    let mut count = 0;
+    while offset < high_watermark {
+        let read = log.read(offset, 1 << 20).unwrap();
+        for (header, _) in split_batches(&read.records).unwrap() {
+            count += usize::from(header.is_control());
+            offset = header.last_offset() + 1;
+        }
+    }
+    count
+}
+
+/// Twelve one-record transactions on keys k0..k3 (even rounds commit, odd
+/// ones abort), each followed by its marker, then filler: the committed
+/// values by key.
+fn transactions(store: &LogStore, delete_retention_ms: &str) -> HashMap<String, String> {
+    compacted_topic(store, "tx", delete_retention_ms);
     let txn = |pid: i64, seq: i32| BatchOptions {
         producer_id: pid,
         producer_epoch: 0,
@@ -248,25 +263,34 @@ fn aborted_records_go_and_read_committed_sees_exactly_the_committed_ones() {
         let key = format!("k{}", round % 4);
         let value = format!("v{round}-{}", "z".repeat(60));
         append(
-            &store,
+            store,
             "tx",
             &[(key.as_str(), Some(value.clone()))],
             txn(pid, seq),
         );
         let commit = round % 2 == 0;
-        append_bytes(&store, "tx", build_control_batch(pid, 0, commit, 1_000));
+        append_bytes(store, "tx", build_control_batch(pid, 0, commit, 1_000));
         if commit {
             committed.insert(key, value);
         }
     }
     for i in 0..40 {
         append(
-            &store,
+            store,
             "tx",
             &[("filler", Some(format!("{i}-{}", "y".repeat(100))))],
             BatchOptions::default(),
         );
     }
+    committed
+}
+
+#[test]
+fn aborted_records_go_and_read_committed_sees_exactly_the_committed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LogStore::open(&options(dir.path())).unwrap();
+    let committed = transactions(&store, "0");
+    assert_eq!(markers(&store, "tx"), 12);
     let before = read(&store, "tx", Isolation::ReadCommitted);
     compact_now(&store);
     let after = read(&store, "tx", Isolation::ReadCommitted);
@@ -291,6 +315,26 @@ fn aborted_records_go_and_read_committed_sees_exactly_the_committed_ones() {
         .map(|r| (r.1.as_str(), r.2.as_deref().unwrap()))
         .collect();
     assert_eq!(latest, before_latest);
+    // A marker goes with the last record of its transaction: those of the
+    // surviving committed values stay, one per key.
+    assert_eq!(markers(&store, "tx"), committed.len());
+    store.shutdown();
+}
+
+#[test]
+fn markers_stay_for_delete_retention_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LogStore::open(&options(dir.path())).unwrap();
+    let committed = transactions(&store, "3600000");
+    compact_now(&store);
+    assert_eq!(markers(&store, "tx"), 12);
+    let after = read(&store, "tx", Isolation::ReadCommitted);
+    let latest: HashMap<&str, &str> = after
+        .iter()
+        .filter(|r| r.1 != "filler")
+        .map(|r| (r.1.as_str(), r.2.as_deref().unwrap()))
+        .collect();
+    assert_eq!(latest.len(), committed.len());
     store.shutdown();
 }
 

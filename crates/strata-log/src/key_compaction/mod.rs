@@ -6,8 +6,11 @@
 //! in its dirty part is gathered ([`key_map`]); then every batch below the
 //! cleanable end is filtered — records superseded by a newer one of their
 //! key go, tombstones go once `delete.retention.ms` has passed since a
-//! cleaning first reached them, records of aborted transactions go, and
-//! transaction markers stay. A batch left whole is untouched; one left
+//! cleaning first reached them, records of aborted transactions go, and a
+//! transaction marker goes once no record of its transaction is left and
+//! `delete.retention.ms` has passed since a cleaning first reached it (as
+//! in Kafka; while any batch of the pass could not be read, every marker
+//! stays). A batch left whole is untouched; one left
 //! empty is dropped; any other is rebuilt with the kept records' bytes as
 //! the producer sent them (`strata_protocol::retain`). Each sealed segment
 //! holding a changed batch is rewritten in place by WAL compaction's
@@ -17,13 +20,13 @@
 //! restart, tombstones stay another `delete.retention.ms`), not stamped
 //! into the batch (KIP-534), so untouched records keep their bytes; an
 //! idempotent producer's batch left empty is dropped, not kept empty (its
-//! state is in the producer snapshots); markers are never removed.
+//! state is in the producer snapshots).
 
 pub mod key_map;
 pub mod plan;
 
 use crate::walk::Held;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -158,16 +161,19 @@ impl Sealer {
         let holder = (partition.topic, partition.index);
         let mut by_segment: BTreeMap<SegmentId, Transforms> = BTreeMap::new();
         let mut next_expiry: Option<i64> = None;
-        let filter = Filter {
+        let mut filter = Filter {
             keys: &keys,
             aborted: &aborted,
             cleaner: &cleaner,
             delete_retention_ms: config.delete_retention_ms,
             now,
+            data_left: HashMap::new(),
+            unreadable: false,
         };
         let mut reads = PacedReads::new();
         for batch in batches.iter().take_while(|b| b.last_offset < end) {
             let Some(bytes) = self.read_paced(batch, &mut reads)? else {
+                filter.unreadable = true;
                 continue;
             };
             let (mut transform, expiry) = filter.apply(&bytes)?;
@@ -290,24 +296,44 @@ struct Cleaned {
     batches_changed: usize,
 }
 
-/// The per-batch decision of one cleaning.
+/// The per-batch decision of one cleaning, batch by batch in offset order.
 struct Filter<'a> {
     keys: &'a KeyMap,
     aborted: &'a [AbortedTxn],
     cleaner: &'a CleanerState,
     delete_retention_ms: i64,
     now: i64,
+    /// By producer id: whether a record of its transaction now open in
+    /// the pass is kept.
+    data_left: HashMap<i64, bool>,
+    /// A batch of the pass could not be read: its transaction is unknown.
+    unreadable: bool,
 }
 
 impl Filter<'_> {
+    /// When something compaction reached at `offset` may go.
+    fn goes_at(&self, offset: i64) -> i64 {
+        let reached = self.cleaner.reached_at(offset).unwrap_or(self.now);
+        reached.saturating_add(self.delete_retention_ms)
+    }
+
     /// What becomes of a batch (`None`: untouched), and when the earliest
-    /// tombstone it keeps may go.
-    fn apply(&self, bytes: &[u8]) -> Result<(Option<Transform>, Option<i64>), LogError> {
+    /// tombstone or marker it keeps may go.
+    fn apply(&mut self, bytes: &[u8]) -> Result<(Option<Transform>, Option<i64>), LogError> {
         let header = BatchHeader::parse(bytes).map_err(|e| LogError::Corrupt(e.to_string()))?;
         if header.is_control() {
-            return Ok((None, None));
+            let data_left = self.data_left.remove(&header.producer_id) != Some(false);
+            if data_left || self.unreadable {
+                return Ok((None, None));
+            }
+            let goes_at = self.goes_at(header.base_offset);
+            if goes_at <= self.now {
+                return Ok((Some(Transform::Drop), None));
+            }
+            return Ok((None, Some(goes_at)));
         }
         if is_aborted(&header, self.aborted) {
+            self.data_left.entry(header.producer_id).or_insert(false);
             return Ok((Some(Transform::Drop), None));
         }
         let mut expiry: Option<i64> = None;
@@ -325,8 +351,7 @@ impl Filter<'_> {
             if !r.is_tombstone() {
                 return true;
             }
-            let reached = self.cleaner.reached_at(r.offset).unwrap_or(self.now);
-            let goes_at = reached.saturating_add(self.delete_retention_ms);
+            let goes_at = self.goes_at(r.offset);
             if goes_at <= self.now {
                 return false;
             }
@@ -339,9 +364,13 @@ impl Filter<'_> {
                 // A batch whose records do not decode is kept as it is:
                 // compaction keeps too much rather than stopping.
                 report_unfilterable(header.base_offset, &e);
-                return Ok((None, None));
+                Retained::All
             }
         };
+        if header.is_transactional() {
+            let left = self.data_left.entry(header.producer_id).or_insert(false);
+            *left |= !matches!(retained, Retained::None);
+        }
         let transform = match retained {
             Retained::All => None,
             Retained::None => Some(Transform::Drop),
