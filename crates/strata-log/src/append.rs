@@ -23,8 +23,9 @@ use tracing::{error, warn};
 use crate::entry;
 use crate::log_limit::LogLimit;
 use crate::metrics;
-use crate::partition::{PartitionLog, StoredBatch};
+use crate::partition::PartitionLog;
 use crate::producer::Decision;
+use crate::segment_index::BatchEntry;
 use crate::wal_health::WalHealth;
 use crate::LogError;
 
@@ -199,15 +200,11 @@ impl Appender {
     ) {
         for p in placed {
             let mut st = p.partition.state_mut();
-            st.push_batch(StoredBatch {
-                base_offset: p.header.base_offset,
-                last_offset: p.header.last_offset(),
-                max_timestamp: p.header.max_timestamp,
-                segment: self.wal.id(),
-                file: Arc::clone(&self.wal_reader),
-                position: start + p.at as u64,
-                len: u32::try_from(p.header.total_len).unwrap_or(u32::MAX),
-            });
+            st.push_batch(
+                self.wal.id(),
+                &self.wal_reader,
+                BatchEntry::of(&p.header, start + p.at as u64),
+            );
             st.high_watermark = p.header.last_offset() + 1;
             if let Some(commit) = p.marker {
                 st.producers

@@ -27,19 +27,6 @@ use crate::tail_cache::TailCache;
 use crate::topic::TopicId;
 use crate::LogError;
 
-/// A durable batch: where its bytes sit in a WAL segment.
-#[derive(Debug, Clone)]
-pub struct StoredBatch {
-    pub base_offset: i64,
-    pub last_offset: i64,
-    pub max_timestamp: i64,
-    pub segment: SegmentId,
-    pub file: Arc<SegmentFile>,
-    /// Position of the batch bytes in the segment file.
-    pub position: u64,
-    pub len: u32,
-}
-
 /// Bytes a batch's WAL entry takes beyond the batch: the entry header and
 /// the payload prefix. The ledger counts whole entries.
 const ENTRY_FRAMING: u32 = (strata_wal::ENTRY_HEADER_LEN + crate::entry::PREFIX_LEN) as u32;
@@ -51,18 +38,6 @@ fn entry_len(batch_len: u32) -> u32 {
 /// Bytes `batches` batches of `bytes` take as WAL entries.
 fn framed(bytes: u64, batches: u64) -> u64 {
     bytes + batches * u64::from(ENTRY_FRAMING)
-}
-
-impl StoredBatch {
-    fn entry(&self) -> BatchEntry {
-        BatchEntry {
-            base_offset: self.base_offset,
-            last_offset: self.last_offset,
-            max_timestamp: self.max_timestamp,
-            position: self.position,
-            len: self.len,
-        }
-    }
 }
 
 /// Where a batch's bytes sit.
@@ -96,11 +71,11 @@ pub struct PartitionState {
 }
 
 impl PartitionState {
-    /// Adds a durable batch after the last one.
-    pub fn push_batch(&mut self, batch: StoredBatch) {
-        self.ledger
-            .add(batch.segment, self.holder, entry_len(batch.len));
-        self.batches.push(batch.segment, &batch.file, batch.entry());
+    /// Adds a durable batch, at `batch.position` in `segment`'s `file`,
+    /// after the last one.
+    pub fn push_batch(&mut self, segment: SegmentId, file: &Arc<SegmentFile>, batch: BatchEntry) {
+        self.ledger.add(segment, self.holder, entry_len(batch.len));
+        self.batches.push(segment, file, batch);
     }
 
     /// Adds the batches `file`'s index lists for this partition, summed up

@@ -28,10 +28,10 @@ use crate::entry;
 use strata_wal::{EntryReader, NextEntry, SegmentFile, SegmentId, Storage};
 
 use crate::batch_list::RunSummary;
-use crate::partition::{PartitionLog, PartitionState, SharedParts, StoredBatch};
+use crate::partition::{PartitionLog, PartitionState, SharedParts};
 use crate::registry::Registry;
 use crate::segment_index::cache::IndexCache;
-use crate::segment_index::{self, IndexHead};
+use crate::segment_index::{self, BatchEntry, IndexHead};
 use crate::topic::TopicId;
 use crate::LogError;
 
@@ -469,15 +469,8 @@ fn replay_entry(
     if header.last_offset() < st.next_offset {
         return Ok(false);
     }
-    st.push_batch(StoredBatch {
-        base_offset: header.base_offset,
-        last_offset: header.last_offset(),
-        max_timestamp: header.max_timestamp,
-        segment,
-        file: Arc::clone(file),
-        position: payload_position + entry::PREFIX_LEN as u64,
-        len: u32::try_from(header.total_len).unwrap_or(u32::MAX),
-    });
+    let position = payload_position + entry::PREFIX_LEN as u64;
+    st.push_batch(segment, file, BatchEntry::of(&header, position));
     st.next_offset = header.last_offset() + 1;
     st.high_watermark = st.next_offset;
     st.note_timestamp(&header);

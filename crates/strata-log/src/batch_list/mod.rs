@@ -116,16 +116,8 @@ impl BatchList {
         self.bytes += u64::from(e.len);
         self.batches += 1;
         if let Some(run) = self.runs.back_mut() {
-            if run.is(segment, file.uid()) {
-                if let Some(list) = &mut run.listed {
-                    list.push_back(e);
-                    run.last_base = e.base_offset;
-                    run.last_offset = e.last_offset;
-                    run.max_timestamp = run.max_timestamp.max(e.max_timestamp);
-                    run.bytes += u64::from(e.len);
-                    run.batches += 1;
-                    return;
-                }
+            if run.is(segment, file.uid()) && run.add(e, true) {
+                return;
             }
         }
         self.runs
@@ -386,28 +378,19 @@ impl BatchList {
     ) {
         self.bytes += u64::from(e.len);
         self.batches += 1;
-        let joins = |run: &Run| run.is(segment, file.uid()) && run.listed.is_some();
         if let Some(before) = at.checked_sub(1).and_then(|i| self.runs.get_mut(i)) {
-            if joins(before) && before.last_offset < e.base_offset {
-                if let Some(list) = &mut before.listed {
-                    list.push_back(e);
-                }
-                before.bytes += u64::from(e.len);
-                before.batches += 1;
-                before.max_timestamp = before.max_timestamp.max(e.max_timestamp);
-                before.fix_ends();
+            if before.is(segment, file.uid())
+                && before.last_offset < e.base_offset
+                && before.add(e, true)
+            {
                 return;
             }
         }
         if let Some(after) = self.runs.get_mut(at) {
-            if joins(after) && after.first_offset > e.last_offset {
-                if let Some(list) = &mut after.listed {
-                    list.push_front(e);
-                }
-                after.bytes += u64::from(e.len);
-                after.batches += 1;
-                after.max_timestamp = after.max_timestamp.max(e.max_timestamp);
-                after.fix_ends();
+            if after.is(segment, file.uid())
+                && after.first_offset > e.last_offset
+                && after.add(e, false)
+            {
                 return;
             }
         }

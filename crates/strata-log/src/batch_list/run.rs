@@ -64,6 +64,24 @@ impl Run {
         }
     }
 
+    /// Adds a listed batch at the back (after the last) or the front
+    /// (before the first); false if the run is a summary.
+    pub(super) fn add(&mut self, e: BatchEntry, back: bool) -> bool {
+        let Some(list) = &mut self.listed else {
+            return false;
+        };
+        if back {
+            list.push_back(e);
+        } else {
+            list.push_front(e);
+        }
+        self.bytes += u64::from(e.len);
+        self.batches += 1;
+        self.max_timestamp = self.max_timestamp.max(e.max_timestamp);
+        self.fix_ends();
+        true
+    }
+
     pub(super) fn key(&self, holder: Holder) -> EntriesKey {
         EntriesKey {
             segment: self.segment,

@@ -11,7 +11,7 @@ use strata_protocol::builder::{build_batch, RecordSpec};
 use strata_wal::SegmentFile;
 
 use super::*;
-use crate::partition::{PartitionLog, PartitionState, StoredBatch};
+use crate::partition::{PartitionLog, PartitionState};
 use crate::tail_cache::TailCache;
 
 /// A batch of `records` records of `size` bytes at `base_offset`.
@@ -253,15 +253,14 @@ fn windows_of_a_replaced_segment_file_never_serve_its_replacement() {
 fn partition(cache: Arc<TailCache>, planned: &[PlannedBatch]) -> PartitionLog {
     let mut state = PartitionState::default();
     for b in planned {
-        state.push_batch(StoredBatch {
+        let entry = crate::segment_index::BatchEntry {
             base_offset: b.base_offset,
             last_offset: b.last_offset,
             max_timestamp: 0,
-            segment: b.segment,
-            file: Arc::clone(&b.file),
             position: b.position,
             len: b.len as u32,
-        });
+        };
+        state.push_batch(b.segment, &b.file, entry);
     }
     let end = planned.last().map_or(0, |b| b.last_offset + 1);
     state.next_offset = end;

@@ -231,13 +231,10 @@ fn scan_segment(wal_dir: &std::path::Path, key: &EntriesKey) -> Result<Vec<Batch
         let Ok(header) = strata_protocol::batch::BatchHeader::parse(batch) else {
             continue;
         };
-        out.push(BatchEntry {
-            base_offset: header.base_offset,
-            last_offset: header.last_offset(),
-            max_timestamp: header.max_timestamp,
-            position: at + crate::entry::PREFIX_LEN as u64,
-            len: u32::try_from(header.total_len).unwrap_or(u32::MAX),
-        });
+        out.push(BatchEntry::of(
+            &header,
+            at + crate::entry::PREFIX_LEN as u64,
+        ));
     }
     out.sort_by_key(|e| e.base_offset);
     Ok(out)

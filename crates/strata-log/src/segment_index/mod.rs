@@ -108,6 +108,19 @@ pub struct BatchEntry {
     pub len: u32,
 }
 
+impl BatchEntry {
+    /// The batch `header` describes, at `position`.
+    pub fn of(header: &strata_protocol::batch::BatchHeader, position: u64) -> Self {
+        BatchEntry {
+            base_offset: header.base_offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            position,
+            len: u32::try_from(header.total_len).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 /// A partition's batches in a sealed segment, summed up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexedRun {
