@@ -188,12 +188,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("transaction coordinator task failed")?
             .context("cannot restore transaction states")?;
-    // An older data dir's offsets topic takes Kafka's record layout before
-    // anything is served.
+    // Internal topics of an older data dir take Kafka's record layout
+    // before anything is served.
     groups
         .upgrade_records()
         .await
         .context("cannot rewrite __consumer_offsets in Kafka's record layout")?;
+    txns.upgrade_records()
+        .await
+        .context("cannot rewrite __transaction_state in Kafka's record layout")?;
     let broker = Broker::new(
         options,
         Arc::clone(&store),
