@@ -34,7 +34,7 @@ pub const GROUP_METADATA_KEY_VERSION: i16 = 2;
 pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 
 /// The key of a `__consumer_offsets` record.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupRecordKey {
     OffsetCommit {
         group: String,
