@@ -6,11 +6,11 @@ to decode ... key version 256", no group at all) is gone.
 
 This Burrow cannot report lag against Strata, nor against Kafka 4: its
 cluster module asks the partitions' end offsets with ListOffsets v0 whatever
-its `kafka-version` says, a version Kafka 4 removed (KIP-896). Strata
-refuses it and says so in its log, naming Burrow's client id — which the
-test checks too. (It also cannot read GroupMetadataValue v3, which Kafka
-writes since 2.3 and Strata writes too: it warns and skips those records,
-as it does against Kafka.)
+its `kafka-version` says (Burrow 1.9.4 and later do not), a version Kafka 4
+removed (KIP-896). Strata refuses it and says so in its log, naming
+Burrow's client id — which the test checks too. (Before 1.3.0 Burrow also
+cannot read GroupMetadataValue v3, which Kafka writes since 2.3 and Strata
+writes too: it warns and skips those records, as it does against Kafka.)
 """
 
 from __future__ import annotations
