@@ -162,11 +162,12 @@ impl GroupCoordinator {
         let mut groups = lock(&self.groups);
         let delay = self.options.initial_rebalance_delay;
         let group = groups.entry(group_id.to_string()).or_insert_with(|| {
-            // Generations continue from the group's last record.
+            // Generations continue from the group's last record (written,
+            // or still due).
             let mut group = Group::new(group_id.to_string(), delay);
-            if let Some(record) = lock(&self.offsets).record(group_id) {
-                group.generation = record.generation.max(0);
-            }
+            let written = lock(&self.offsets).record(group_id).map(|r| r.generation);
+            let due = lock(&self.records_due).get(group_id).map(|r| r.generation);
+            group.generation = written.max(due).unwrap_or(0).max(0);
             group
         });
         let outcome = group.join(request, Instant::now());
