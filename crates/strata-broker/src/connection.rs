@@ -37,6 +37,23 @@ pub fn client_host(peer: SocketAddr) -> String {
     format!("/{}", peer.ip())
 }
 
+/// Where a connection comes from.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// [`client_host`] of `addr`.
+    pub host: String,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        Peer {
+            addr,
+            host: client_host(addr),
+        }
+    }
+}
+
 /// Serves one connection from `peer` until the client closes it, sends
 /// something that cannot be parsed, or the broker shuts down.
 pub async fn serve<S>(
@@ -47,7 +64,7 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let host = client_host(peer);
+    let peer = Peer::new(peer);
     let (mut reader, writer) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<PendingResponse>(broker.options.max_in_flight.max(1));
     let writer_task = tokio::spawn(write_responses(writer, rx));
@@ -68,7 +85,7 @@ pub async fn serve<S>(
                 break;
             }
         };
-        let Some(pending) = handlers::start(&broker, frame, &host).await else {
+        let Some(pending) = handlers::start(&broker, frame, &peer).await else {
             break;
         };
         if tx.send(pending).await.is_err() {

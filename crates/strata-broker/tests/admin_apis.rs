@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
+use strata_broker::connection::Peer;
 use strata_broker::handlers;
 use strata_broker::Broker;
 use strata_protocol::apis;
@@ -43,7 +44,12 @@ async fn try_call(
         .encode(&mut frame, api.request_header_version(version))
         .unwrap();
     body.encode(&mut frame, version).unwrap();
-    let pending = handlers::start(broker, frame.freeze(), "/127.0.0.1").await?;
+    let pending = handlers::start(
+        broker,
+        frame.freeze(),
+        &Peer::new(std::net::SocketAddr::from(([127, 0, 0, 1], 9092))),
+    )
+    .await?;
     let answer = pending.await?;
     let mut bytes = Bytes::from(answer.to_vec());
     let _length = bytes.split_to(4);

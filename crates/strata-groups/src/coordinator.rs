@@ -1,18 +1,23 @@
 //! The group coordinator: every group of this broker, their committed
-//! offsets, and the clock that expires sessions and rebalances.
+//! offsets, and the clock that expires sessions and rebalances. What it
+//! writes to `__consumer_offsets`, and how it reads the topic back, is in
+//! `persist`.
+
+mod persist;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_log::{LogError, LogStore, PartitionLog, PendingBatch};
-use strata_protocol::builder::{build_batch, RecordSpec};
+use strata_log::{LogStore, PartitionLog};
+use strata_protocol::coordinator_records::group::GroupMetadataValue;
 use strata_protocol::kafka_protocol::ResponseError;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::group::{Group, GroupState, JoinRequest, JoinResponse, Outcome, SyncResponse};
-use crate::offsets::{CommittedOffset, OffsetChange, OffsetMap};
+use crate::offsets::{CommittedOffset, OffsetMap};
 use crate::GroupError;
 
 /// The internal topic holding committed offsets.
@@ -28,6 +33,10 @@ pub struct CoordinatorOptions {
     pub offsets_retention: Duration,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
+    /// Kafka's `offsets.retention.check.interval.ms`: how often expired
+    /// offsets, and records of groups left with neither members nor
+    /// offsets, are removed.
+    pub retention_check_interval: Duration,
 }
 
 impl Default for CoordinatorOptions {
@@ -37,6 +46,7 @@ impl Default for CoordinatorOptions {
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             min_session_timeout: Duration::from_secs(6),
             max_session_timeout: Duration::from_secs(30 * 60),
+            retention_check_interval: Duration::from_secs(60),
         }
     }
 }
@@ -61,6 +71,13 @@ pub struct GroupCoordinator {
     /// Commits hold it shared; rewriting the offsets topic holds it alone,
     /// so no commit lands between the live state read and its rewrite.
     write_order: tokio::sync::RwLock<()>,
+    /// Group records waiting to be written, the latest per group.
+    records_due: Mutex<BTreeMap<String, GroupMetadataValue>>,
+    /// Held while group records or a group's tombstones are written, so a
+    /// group's record never lands after its tombstone.
+    record_order: tokio::sync::Mutex<()>,
+    /// Records of Strata's first layout found at startup (a rewrite is due).
+    strata_layout_records: AtomicUsize,
     options: CoordinatorOptions,
 }
 
@@ -76,23 +93,27 @@ fn now_ms() -> i64 {
 
 impl GroupCoordinator {
     /// Opens the coordinator: creates the offsets topic if needed and
-    /// replays it.
+    /// replays it. Before serving, [`Self::upgrade_records`] rewrites
+    /// records of Strata's first layout in Kafka's.
     pub fn open(
         store: Arc<LogStore>,
         options: CoordinatorOptions,
     ) -> Result<Arc<Self>, GroupError> {
         let offsets_partition = store.internal_partition(OFFSETS_TOPIC)?;
-        let offsets = replay(&offsets_partition)?;
+        let replayed = persist::replay(&offsets_partition)?;
         info!(
-            groups = offsets.groups().count(),
+            groups = replayed.offsets.groups().len(),
             "committed offsets restored"
         );
         Ok(Arc::new(GroupCoordinator {
             store,
             offsets_partition,
             groups: Mutex::new(HashMap::new()),
-            offsets: Mutex::new(offsets),
+            offsets: Mutex::new(replayed.offsets),
             write_order: tokio::sync::RwLock::new(()),
+            records_due: Mutex::new(BTreeMap::new()),
+            record_order: tokio::sync::Mutex::new(()),
+            strata_layout_records: AtomicUsize::new(replayed.strata_layout),
             options,
         }))
     }
@@ -110,12 +131,18 @@ impl GroupCoordinator {
             {
                 let mut groups = lock(&self.groups);
                 for group in groups.values_mut() {
+                    let before = (group.generation, group.state);
                     group.tick(now);
+                    if (group.generation, group.state) != before {
+                        self.note_record(group);
+                    }
                 }
-                // Bounded memory: groups without members are forgotten.
+                // Bounded memory: groups without members are forgotten
+                // (their record is already due, if they need one).
                 groups.retain(|_, group| !group.is_idle());
             }
-            if now.duration_since(last_expiry) > Duration::from_secs(60) {
+            self.flush_records().await;
+            if now.duration_since(last_expiry) >= self.options.retention_check_interval {
                 last_expiry = now;
                 self.expire_offsets().await;
             }
@@ -134,10 +161,18 @@ impl GroupCoordinator {
     pub fn join(&self, group_id: &str, request: JoinRequest) -> Outcome<JoinResponse> {
         let mut groups = lock(&self.groups);
         let delay = self.options.initial_rebalance_delay;
-        let group = groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id.to_string(), delay));
-        group.join(request, Instant::now())
+        let group = groups.entry(group_id.to_string()).or_insert_with(|| {
+            // Generations continue from the group's last record (written,
+            // or still due).
+            let mut group = Group::new(group_id.to_string(), delay);
+            let written = lock(&self.offsets).record(group_id).map(|r| r.generation);
+            let due = lock(&self.records_due).get(group_id).map(|r| r.generation);
+            group.generation = written.max(due).unwrap_or(0).max(0);
+            group
+        });
+        let outcome = group.join(request, Instant::now());
+        self.note_record(group);
+        outcome
     }
 
     pub fn sync(
@@ -149,13 +184,17 @@ impl GroupCoordinator {
         assignments: Vec<(String, Bytes)>,
     ) -> Outcome<SyncResponse> {
         match lock(&self.groups).get_mut(group_id) {
-            Some(group) => group.sync(
-                member_id,
-                instance_id,
-                generation,
-                assignments,
-                Instant::now(),
-            ),
+            Some(group) => {
+                let outcome = group.sync(
+                    member_id,
+                    instance_id,
+                    generation,
+                    assignments,
+                    Instant::now(),
+                );
+                self.note_record(group);
+                outcome
+            }
             None => Outcome::Now(SyncResponse {
                 error: ResponseError::UnknownMemberId.code(),
                 ..SyncResponse::default()
@@ -178,7 +217,11 @@ impl GroupCoordinator {
 
     pub fn leave(&self, group_id: &str, member_id: &str, instance_id: Option<&str>) -> i16 {
         match lock(&self.groups).get_mut(group_id) {
-            Some(group) => group.leave(member_id, instance_id, Instant::now()),
+            Some(group) => {
+                let code = group.leave(member_id, instance_id, Instant::now());
+                self.note_record(group);
+                code
+            }
             None => ResponseError::UnknownMemberId.code(),
         }
     }
@@ -216,52 +259,6 @@ impl GroupCoordinator {
         0
     }
 
-    /// Makes commits durable, then visible to OffsetFetch. A null metadata
-    /// is stored as the empty string, as Kafka stores it.
-    pub async fn commit(
-        &self,
-        group_id: &str,
-        commits: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<(), GroupError> {
-        let changes: Vec<OffsetChange> = commits
-            .into_iter()
-            .map(|(topic, partition, mut value)| {
-                value.metadata.get_or_insert_with(String::new);
-                OffsetChange::Commit {
-                    group: group_id.to_string(),
-                    topic,
-                    partition,
-                    value: Some(value),
-                }
-            })
-            .collect();
-        self.write(changes).await
-    }
-
-    async fn write(&self, changes: Vec<OffsetChange>) -> Result<(), GroupError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let _order = self.write_order.read().await;
-        let pending = PendingBatch {
-            partition: Arc::clone(&self.offsets_partition),
-            batch: encode_batch(&changes),
-            log_append_time: false,
-        };
-        let appended = self
-            .store
-            .append(vec![pending])
-            .await
-            .into_iter()
-            .next()
-            .ok_or(GroupError::Log(LogError::StorageUnavailable))??;
-        let mut offsets = lock(&self.offsets);
-        for (i, change) in changes.into_iter().enumerate() {
-            offsets.apply(change, appended.base_offset + i64::try_from(i).unwrap_or(0));
-        }
-        Ok(())
-    }
-
     pub fn committed(
         &self,
         group_id: &str,
@@ -283,12 +280,19 @@ impl GroupCoordinator {
     }
 
     /// `(group, protocol type, state)` of every group, including groups
-    /// known only by their committed offsets.
+    /// known only by their committed offsets or their record.
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         let groups = lock(&self.groups);
-        let mut out: BTreeMap<String, (String, GroupState)> = lock(&self.offsets)
+        let stored = lock(&self.offsets);
+        let mut out: BTreeMap<String, (String, GroupState)> = stored
             .groups()
-            .map(|g| (g.clone(), ("consumer".to_string(), GroupState::Empty)))
+            .into_iter()
+            .map(|g| {
+                (
+                    g.clone(),
+                    (stored_protocol_type(&stored, g), GroupState::Empty),
+                )
+            })
             .collect();
         for (id, group) in groups.iter() {
             out.insert(
@@ -302,10 +306,10 @@ impl GroupCoordinator {
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = lock(&self.groups);
         let Some(group) = groups.get(group_id) else {
-            let known = lock(&self.offsets).groups().any(|g| g == group_id);
-            return known.then(|| GroupDescription {
+            let stored = lock(&self.offsets);
+            return stored.knows(group_id).then(|| GroupDescription {
                 state: GroupState::Empty,
-                protocol_type: "consumer".to_string(),
+                protocol_type: stored_protocol_type(&stored, group_id),
                 protocol: String::new(),
                 members: Vec::new(),
             });
@@ -337,126 +341,14 @@ impl GroupCoordinator {
                 .collect(),
         })
     }
-
-    /// Deletes a group without members, and its offsets.
-    pub async fn delete_group(&self, group_id: &str) -> i16 {
-        {
-            let groups = lock(&self.groups);
-            if let Some(group) = groups.get(group_id) {
-                if !group.is_empty() {
-                    return ResponseError::NonEmptyGroup.code();
-                }
-            } else if !lock(&self.offsets).groups().any(|g| g == group_id) {
-                return ResponseError::GroupIdNotFound.code();
-            }
-        }
-        // A tombstone for each offset, then one for the group: the offsets
-        // topic is compacted by key, so each key needs its own.
-        let mut changes: Vec<OffsetChange> = lock(&self.offsets)
-            .group(group_id)
-            .into_iter()
-            .map(|(topic, partition, _)| OffsetChange::Commit {
-                group: group_id.to_string(),
-                topic,
-                partition,
-                value: None,
-            })
-            .collect();
-        changes.push(OffsetChange::DeleteGroup {
-            group: group_id.to_string(),
-        });
-        match self.write(changes).await {
-            Ok(()) => {
-                lock(&self.groups).remove(group_id);
-                0
-            }
-            Err(e) => {
-                warn!(group = group_id, error = %e, "cannot delete a group");
-                ResponseError::KafkaStorageError.code()
-            }
-        }
-    }
-
-    /// Deletes committed offsets of a group that is not using them.
-    pub async fn delete_offsets(
-        &self,
-        group_id: &str,
-        partitions: Vec<(String, i32)>,
-    ) -> Result<(), i16> {
-        if lock(&self.groups)
-            .get(group_id)
-            .is_some_and(|g| !g.is_empty())
-        {
-            return Err(ResponseError::GroupSubscribedToTopic.code());
-        }
-        if !lock(&self.offsets).groups().any(|g| g == group_id) {
-            return Err(ResponseError::GroupIdNotFound.code());
-        }
-        let changes = partitions
-            .into_iter()
-            .map(|(topic, partition)| OffsetChange::Commit {
-                group: group_id.to_string(),
-                topic,
-                partition,
-                value: None,
-            })
-            .collect();
-        self.write(changes)
-            .await
-            .map_err(|_| ResponseError::KafkaStorageError.code())
-    }
-
-    /// Removes offsets of member-less groups older than the retention.
-    async fn expire_offsets(&self) {
-        let retention_ms =
-            i64::try_from(self.options.offsets_retention.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = now_ms().saturating_sub(retention_ms);
-        let candidates: Vec<String> = lock(&self.offsets).groups().cloned().collect();
-        for group_id in candidates {
-            if lock(&self.groups)
-                .get(&group_id)
-                .is_some_and(|g| !g.is_empty())
-            {
-                continue;
-            }
-            let stale = lock(&self.offsets).older_than(&group_id, cutoff);
-            if stale.is_empty() {
-                continue;
-            }
-            info!(group = %group_id, partitions = stale.len(), "expiring committed offsets");
-            if let Err(e) = self.delete_offsets(&group_id, stale).await {
-                warn!(group = %group_id, code = e, "cannot expire committed offsets");
-            }
-        }
-    }
 }
 
-/// One batch of offset-topic records.
-fn encode_batch(changes: &[OffsetChange]) -> Bytes {
-    let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-        changes.iter().map(OffsetChange::encode).collect();
-    let now = now_ms();
-    let specs: Vec<RecordSpec<'_>> = encoded
-        .iter()
-        .map(|(key, value)| RecordSpec {
-            key: Some(key),
-            value: value.as_deref(),
-            timestamp: now,
-        })
-        .collect();
-    Bytes::from(build_batch(&specs))
-}
-
-/// Rebuilds the offset map from the internal topic.
-fn replay(partition: &PartitionLog) -> Result<OffsetMap, GroupError> {
-    let mut map = OffsetMap::default();
-    partition.replay_records(|record| {
-        if let Some(change) = record
-            .key
-            .and_then(|k| OffsetChange::decode(k, record.value))
-        {
-            map.apply(change, record.offset);
-        }
-    })?;
-    Ok(map)
+/// The protocol type of a group not in memory: its record's, else
+/// "consumer" (a group known only by its offsets).
+fn stored_protocol_type(stored: &OffsetMap, group: &str) -> String {
+    stored
+        .record(group)
+        .map(|r| r.protocol_type.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "consumer".to_string())
 }

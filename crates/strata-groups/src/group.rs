@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 mod member_id;
 mod messages;
+mod record;
 use member_id::new_member_id;
 pub use messages::{GroupState, JoinRequest, JoinResponse, Outcome, SyncResponse};
 

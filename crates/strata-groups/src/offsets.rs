@@ -1,16 +1,13 @@
-//! Committed offsets: the in-memory map, and their records in the internal
-//! topic `__consumer_offsets`, through which they are made durable (the same
-//! WAL, group commit and recovery as every other topic).
-//!
-//! ```text
-//! commit  key    1u8 | group len u16 | group | topic len u16 | topic | partition i32
-//!         value  offset i64 | leader epoch i32 | commit time ms i64 | metadata len i32 (-1: null) | metadata
-//!                a null value removes the offset
-//! group   key    2u8 | group len u16 | group,  null value: the group and its offsets are deleted
-//! ```
-//! All integers big-endian.
+//! What `__consumer_offsets` says, in memory: every group's committed
+//! offsets and the latest state recorded for each group, each tagged with
+//! the internal-topic offset that wrote it, so concurrent commits apply in
+//! log order. Records and their layouts are in [`crate::records`].
 
 use std::collections::BTreeMap;
+
+use strata_protocol::coordinator_records::group::GroupMetadataValue;
+
+use crate::records::OffsetChange;
 
 /// One committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,135 +18,12 @@ pub struct CommittedOffset {
     pub commit_ms: i64,
 }
 
-/// A change recorded in the internal topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OffsetChange {
-    Commit {
-        group: String,
-        topic: String,
-        partition: i32,
-        value: Option<CommittedOffset>,
-    },
-    DeleteGroup {
-        group: String,
-    },
-}
-
-const KIND_COMMIT: u8 = 1;
-const KIND_GROUP: u8 = 2;
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
-}
-
-impl OffsetChange {
-    /// The record's key and value.
-    pub fn encode(&self) -> (Vec<u8>, Option<Vec<u8>>) {
-        match self {
-            OffsetChange::Commit {
-                group,
-                topic,
-                partition,
-                value,
-            } => {
-                let mut key = vec![KIND_COMMIT];
-                put_str(&mut key, group);
-                put_str(&mut key, topic);
-                key.extend_from_slice(&partition.to_be_bytes());
-                let value = value.as_ref().map(|v| {
-                    let mut out = Vec::with_capacity(28);
-                    out.extend_from_slice(&v.offset.to_be_bytes());
-                    out.extend_from_slice(&v.leader_epoch.to_be_bytes());
-                    out.extend_from_slice(&v.commit_ms.to_be_bytes());
-                    match &v.metadata {
-                        Some(m) => {
-                            out.extend_from_slice(
-                                &i32::try_from(m.len()).unwrap_or(i32::MAX).to_be_bytes(),
-                            );
-                            out.extend_from_slice(m.as_bytes());
-                        }
-                        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-                    }
-                    out
-                });
-                (key, value)
-            }
-            OffsetChange::DeleteGroup { group } => {
-                let mut key = vec![KIND_GROUP];
-                put_str(&mut key, group);
-                (key, None)
-            }
-        }
-    }
-
-    /// Reads a record back; `None` for a record this version does not know.
-    pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Self> {
-        let mut k = Reader(key);
-        match k.u8()? {
-            KIND_COMMIT => {
-                let group = k.string()?;
-                let topic = k.string()?;
-                let partition = i32::from_be_bytes(k.array()?);
-                let value = match value {
-                    None => None,
-                    Some(v) => {
-                        let mut v = Reader(v);
-                        let offset = i64::from_be_bytes(v.array()?);
-                        let leader_epoch = i32::from_be_bytes(v.array()?);
-                        let commit_ms = i64::from_be_bytes(v.array()?);
-                        let len = i32::from_be_bytes(v.array()?);
-                        let metadata = match usize::try_from(len) {
-                            Ok(len) => Some(String::from_utf8(v.take(len)?.to_vec()).ok()?),
-                            Err(_) => None,
-                        };
-                        Some(CommittedOffset {
-                            offset,
-                            leader_epoch,
-                            metadata,
-                            commit_ms,
-                        })
-                    }
-                };
-                Some(OffsetChange::Commit {
-                    group,
-                    topic,
-                    partition,
-                    value,
-                })
-            }
-            KIND_GROUP => Some(OffsetChange::DeleteGroup { group: k.string()? }),
-            _ => None,
-        }
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1)?.first().copied()
-    }
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = u16::from_be_bytes(self.array()?);
-        String::from_utf8(self.take(usize::from(len))?.to_vec()).ok()
-    }
-}
-
-/// Every group's committed offsets, each tagged with the internal-topic
-/// offset that wrote it, so concurrent commits apply in log order.
+/// Every group's committed offsets and recorded state.
 #[derive(Debug, Default)]
 pub struct OffsetMap {
     groups: BTreeMap<String, GroupOffsets>,
+    /// The latest group record of each group that has one.
+    records: BTreeMap<String, GroupMetadataValue>,
 }
 
 /// One group's offsets by (topic, partition), with the log offset that wrote each.
@@ -182,8 +56,15 @@ impl OffsetMap {
                     self.groups.remove(&group);
                 }
             }
-            OffsetChange::DeleteGroup { group } => {
+            OffsetChange::Group {
+                group,
+                value: Some(value),
+            } => {
+                self.records.insert(group, value);
+            }
+            OffsetChange::Group { group, value: None } => {
                 self.groups.remove(&group);
+                self.records.remove(&group);
             }
         }
     }
@@ -208,25 +89,56 @@ impl OffsetMap {
             .unwrap_or_default()
     }
 
-    /// Every live committed offset, as the change that would write it.
-    pub fn commits(&self) -> Vec<OffsetChange> {
-        self.groups
-            .iter()
-            .flat_map(|(group, offsets)| {
-                offsets
-                    .iter()
-                    .map(move |((topic, partition), (_, v))| OffsetChange::Commit {
-                        group: group.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        value: Some(v.clone()),
-                    })
-            })
-            .collect()
+    /// Whether a group has committed offsets.
+    pub fn has_offsets(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
     }
 
-    pub fn groups(&self) -> impl Iterator<Item = &String> {
-        self.groups.keys()
+    /// The latest recorded state of a group.
+    pub fn record(&self, group: &str) -> Option<&GroupMetadataValue> {
+        self.records.get(group)
+    }
+
+    /// Every live offset and group record, as the changes that would write
+    /// them (what a rewrite of the topic must hold).
+    pub fn snapshot(&self) -> Vec<OffsetChange> {
+        let commits = self.groups.iter().flat_map(|(group, offsets)| {
+            offsets
+                .iter()
+                .map(move |((topic, partition), (_, v))| OffsetChange::Commit {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: Some(v.clone()),
+                })
+        });
+        let records = self.records.iter().map(|(group, v)| OffsetChange::Group {
+            group: group.clone(),
+            value: Some(v.clone()),
+        });
+        commits.chain(records).collect()
+    }
+
+    /// Every group known by its offsets or its record, in order.
+    pub fn groups(&self) -> Vec<&String> {
+        let mut all: Vec<&String> = self.groups.keys().chain(self.records.keys()).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Whether a group is known by its offsets or its record.
+    pub fn knows(&self, group: &str) -> bool {
+        self.groups.contains_key(group) || self.records.contains_key(group)
+    }
+
+    /// Groups with a record but no offsets left.
+    pub fn records_without_offsets(&self) -> Vec<String> {
+        self.records
+            .keys()
+            .filter(|g| !self.groups.contains_key(*g))
+            .cloned()
+            .collect()
     }
 
     /// Offsets of `group` committed before `cutoff_ms`.
@@ -248,32 +160,8 @@ impl OffsetMap {
 mod tests {
     use super::*;
 
-    #[test]
-    fn changes_round_trip() {
-        let commit = OffsetChange::Commit {
-            group: "g".into(),
-            topic: "t".into(),
-            partition: 3,
-            value: Some(CommittedOffset {
-                offset: 42,
-                leader_epoch: 0,
-                metadata: Some("meta data ✓".into()),
-                commit_ms: 1000,
-            }),
-        };
-        let (k, v) = commit.encode();
-        assert_eq!(OffsetChange::decode(&k, v.as_deref()), Some(commit));
-        let delete = OffsetChange::DeleteGroup { group: "g".into() };
-        let (k, v) = delete.encode();
-        assert_eq!(OffsetChange::decode(&k, v.as_deref()), Some(delete));
-        assert_eq!(OffsetChange::decode(&[9, 9], None), None);
-        assert_eq!(OffsetChange::decode(&k[..2], None), None);
-    }
-
-    #[test]
-    fn later_log_offsets_win() {
-        let mut map = OffsetMap::default();
-        let at = |offset| OffsetChange::Commit {
+    fn at(offset: i64) -> OffsetChange {
+        OffsetChange::Commit {
             group: "g".into(),
             topic: "t".into(),
             partition: 0,
@@ -283,11 +171,57 @@ mod tests {
                 metadata: None,
                 commit_ms: 0,
             }),
-        };
+        }
+    }
+
+    fn record(generation: i32) -> OffsetChange {
+        OffsetChange::Group {
+            group: "g".into(),
+            value: Some(GroupMetadataValue {
+                protocol_type: "consumer".into(),
+                generation,
+                protocol: None,
+                leader: None,
+                current_state_timestamp: -1,
+                members: Vec::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn later_log_offsets_win() {
+        let mut map = OffsetMap::default();
         map.apply(at(10), 5);
         map.apply(at(7), 4);
         assert_eq!(map.get("g", "t", 0).map(|c| c.offset), Some(10));
-        map.apply(OffsetChange::DeleteGroup { group: "g".into() }, 6);
+        map.apply(
+            OffsetChange::Group {
+                group: "g".into(),
+                value: None,
+            },
+            6,
+        );
         assert_eq!(map.get("g", "t", 0), None);
+    }
+
+    #[test]
+    fn a_group_is_known_by_its_offsets_or_its_record_until_its_tombstone() {
+        let mut map = OffsetMap::default();
+        map.apply(record(3), 1);
+        assert!(map.knows("g") && !map.has_offsets("g"));
+        assert_eq!(map.records_without_offsets(), vec!["g".to_string()]);
+        map.apply(at(1), 2);
+        assert_eq!(map.groups(), vec!["g"]);
+        assert!(map.records_without_offsets().is_empty());
+        assert_eq!(map.snapshot(), vec![at(1), record(3)]);
+        map.apply(
+            OffsetChange::Group {
+                group: "g".into(),
+                value: None,
+            },
+            3,
+        );
+        assert!(!map.knows("g"));
+        assert!(map.snapshot().is_empty());
     }
 }

@@ -53,6 +53,18 @@ impl HeaderPrefix {
     }
 }
 
+/// The client id of a request header, read without trusting the frame:
+/// `None` when null or cut short. Every request header version but 0 (no
+/// API Strata serves uses it) carries it right after the correlation id as
+/// a nullable `i16`-length string, so it is readable even in a request at
+/// a version Strata cannot decode. Invalid UTF-8 is replaced.
+pub fn peek_client_id(frame: &[u8]) -> Option<String> {
+    let rest = frame.get(8..)?;
+    let len = i16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
+    let bytes = rest.get(2..2 + usize::try_from(len).ok()?)?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
 /// A decoded request: its header and its typed body.
 #[derive(Debug)]
 pub struct Request {
@@ -135,6 +147,21 @@ mod tests {
             decode_request(Bytes::from(raw)),
             Err(ProtocolError::MalformedBody { .. })
         ));
+    }
+
+    #[test]
+    fn the_client_id_is_read_from_any_header_or_none() {
+        let raw = [
+            0, 2, 0, 0, 0, 0, 0, 1, 0, 6, b'b', b'u', b'r', b'r', b'o', b'w', 0xff,
+        ];
+        assert_eq!(peek_client_id(&raw).as_deref(), Some("burrow"));
+        assert_eq!(peek_client_id(&raw[..15]), None);
+        assert_eq!(peek_client_id(&[0, 2, 0, 0, 0, 0, 0, 1, 0xff, 0xff]), None);
+        assert_eq!(peek_client_id(&[0, 2, 0, 0, 0, 0, 0, 1, 0]), None);
+        assert_eq!(
+            peek_client_id(&[0, 2, 0, 0, 0, 0, 0, 1, 0, 2, 0xff, b'x']).as_deref(),
+            Some("\u{fffd}x")
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   kept records byte for byte and the batch's offsets and producer fields
 //!   intact; and the KIP-534 delete horizon.
 //! - [`builder`]: encoding uncompressed batches, for tools and tests.
+//! - [`coordinator_records`]: Kafka's layouts of the records in
+//!   `__consumer_offsets` and `__transaction_state`.
 //!
 //! Invariant: a batch that passes [`batch::BatchHeader::parse`] and
 //! [`batch::validate_crc`] is stored and served byte for byte, except for the
@@ -22,6 +24,7 @@
 pub mod apis;
 pub mod batch;
 pub mod builder;
+pub mod coordinator_records;
 pub mod error;
 pub mod frame;
 pub mod records;

@@ -7,9 +7,13 @@
 //! Prepare{Commit,Abort} (durable), markers go to every partition of the
 //! transaction, offsets committed in it reach the group coordinator (on
 //! commit), and the state moves to Complete{Commit,Abort}. A crash between
-//! those steps is finished at startup.
+//! those steps is finished at startup. How states are written and read
+//! back is in `persist`.
+
+mod persist;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +21,7 @@ use bytes::Bytes;
 use strata_groups::offsets::CommittedOffset;
 use strata_groups::GroupCoordinator;
 use strata_log::{LogError, LogStore, PartitionLog, PendingBatch};
-use strata_protocol::builder::{build_batch, build_control_batch, RecordSpec};
+use strata_protocol::builder::build_control_batch;
 use strata_protocol::kafka_protocol::ResponseError;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
@@ -46,27 +50,32 @@ pub struct TransactionCoordinator {
     /// One lock for all transactions: operations are short (one or two
     /// group commits), and this keeps each id's steps strictly ordered.
     txns: Mutex<HashMap<String, TxnState>>,
+    /// Records of Strata's first layout found at startup (a rewrite is due).
+    strata_layout_records: AtomicUsize,
 }
 
 type Result<T> = std::result::Result<T, ResponseError>;
 
 impl TransactionCoordinator {
-    /// Opens the coordinator: creates the state topic if needed and replays it.
+    /// Opens the coordinator: creates the state topic if needed and
+    /// replays it. Before serving, [`Self::upgrade_records`] rewrites
+    /// records of Strata's first layout in Kafka's.
     pub fn open(
         store: Arc<LogStore>,
         groups: Arc<GroupCoordinator>,
     ) -> std::result::Result<Arc<Self>, TxnError> {
         let state_partition = store.internal_partition(STATE_TOPIC)?;
-        let txns = replay(&state_partition)?;
+        let replayed = persist::replay(&state_partition)?;
         info!(
-            transactional_ids = txns.len(),
+            transactional_ids = replayed.txns.len(),
             "transaction states restored"
         );
         Ok(Arc::new(TransactionCoordinator {
             store,
             groups,
             state_partition,
-            txns: Mutex::new(txns),
+            txns: Mutex::new(replayed.txns),
+            strata_layout_records: AtomicUsize::new(replayed.strata_layout),
         }))
     }
 
@@ -410,43 +419,6 @@ impl TransactionCoordinator {
         state.updated_ms = now_ms();
         self.persist(id, state).await
     }
-
-    async fn persist(&self, id: &str, state: &TxnState) -> std::result::Result<(), TxnError> {
-        let id = id.to_string();
-        let pending = PendingBatch {
-            partition: Arc::clone(&self.state_partition),
-            batch: encode_batch(&[(&id, state)])?,
-            log_append_time: false,
-        };
-        match self.store.append(vec![pending]).await.into_iter().next() {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(e.into()),
-            None => Err(TxnError::Log(LogError::StorageUnavailable)),
-        }
-    }
-}
-
-/// One batch of state-topic records: key the transactional id, value its
-/// state as JSON.
-fn encode_batch(states: &[(&String, &TxnState)]) -> std::result::Result<Bytes, TxnError> {
-    let mut values = Vec::with_capacity(states.len());
-    for (_, state) in states {
-        values.push(
-            serde_json::to_vec(state)
-                .map_err(|e| TxnError::Log(LogError::Corrupt(e.to_string())))?,
-        );
-    }
-    let now = now_ms();
-    let specs: Vec<RecordSpec<'_>> = states
-        .iter()
-        .zip(&values)
-        .map(|((id, _), value)| RecordSpec {
-            key: Some(id.as_bytes()),
-            value: Some(value),
-            timestamp: now,
-        })
-        .collect();
-    Ok(Bytes::from(build_batch(&specs)))
 }
 
 /// Moves to the next epoch (a fresh producer id when the epoch is exhausted).
@@ -457,27 +429,4 @@ fn bump_epoch(state: &mut TxnState, store: &LogStore) {
         state.producer_id = pid;
         state.epoch = 0;
     }
-}
-
-/// Rebuilds every transactional id's latest state from the state topic.
-fn replay(partition: &PartitionLog) -> std::result::Result<HashMap<String, TxnState>, TxnError> {
-    let mut txns = HashMap::new();
-    partition.replay_records(|record| {
-        let (Some(key), Some(value)) = (record.key, record.value) else {
-            return;
-        };
-        match (
-            std::str::from_utf8(key),
-            serde_json::from_slice::<TxnState>(value),
-        ) {
-            (Ok(id), Ok(state)) => {
-                txns.insert(id.to_string(), state);
-            }
-            _ => warn!(
-                offset = record.offset,
-                "unreadable transaction state record; skipped"
-            ),
-        }
-    })?;
-    Ok(txns)
 }

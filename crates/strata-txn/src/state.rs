@@ -1,12 +1,13 @@
 //! One transactional id's state, as stored in `__transaction_state`
-//! (key: the transactional id; value: this struct as JSON).
+//! ([`crate::records`]). It also reads from JSON: Strata's first layout of
+//! that topic held it so.
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Where a transaction is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Status {
     Empty,
     Ongoing,
@@ -17,7 +18,7 @@ pub enum Status {
 }
 
 /// A consumer offset committed inside a transaction, applied on commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PendingOffset {
     pub group: String,
     pub topic: String,
@@ -28,7 +29,7 @@ pub struct PendingOffset {
 }
 
 /// A transactional id's producer and its current transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TxnState {
     pub producer_id: i64,
     pub epoch: i16,

@@ -175,6 +175,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         offsets_retention: Duration::from_secs(config.offsets_retention_minutes.saturating_mul(60)),
         min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
         max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
+        ..CoordinatorOptions::default()
     };
     let groups =
         tokio::task::spawn_blocking(move || GroupCoordinator::open(groups_store, group_options))
@@ -188,6 +189,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("transaction coordinator task failed")?
             .context("cannot restore transaction states")?;
+    // Internal topics of an older data dir take Kafka's record layout
+    // before anything is served.
+    groups
+        .upgrade_records()
+        .await
+        .context("cannot rewrite __consumer_offsets in Kafka's record layout")?;
+    txns.upgrade_records()
+        .await
+        .context("cannot rewrite __transaction_state in Kafka's record layout")?;
     let broker = Broker::new(
         options,
         Arc::clone(&store),

@@ -19,6 +19,7 @@ pub mod producer_id;
 pub mod topic_partitions;
 pub mod txn;
 pub mod txn_admin;
+pub mod version_refusal;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,7 +33,7 @@ use strata_protocol::frame::{decode_request, HeaderPrefix};
 use strata_protocol::ProtocolError;
 use tracing::{debug, warn};
 
-use crate::connection::PendingResponse;
+use crate::connection::{Peer, PendingResponse};
 use crate::outgoing::Outgoing;
 use crate::{metrics, Broker};
 
@@ -51,14 +52,14 @@ pub struct Client {
     pub host: String,
 }
 
-/// Starts handling one frame from a client at `host`. `None` closes the connection.
-pub async fn start(broker: &Arc<Broker>, frame: Bytes, host: &str) -> Option<PendingResponse> {
+/// Starts handling one frame from a client at `peer`. `None` closes the connection.
+pub async fn start(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Option<PendingResponse> {
     let started = Instant::now();
     let Ok(prefix) = HeaderPrefix::peek(&frame) else {
         metrics::record_refused("malformed_header");
         return None;
     };
-    let request = match decode_request(frame) {
+    let request = match decode_request(frame.clone()) {
         Ok(request) => request,
         Err(ProtocolError::UnsupportedVersion { api_key, .. })
             if api_key == ApiKey::ApiVersions as i16 =>
@@ -66,6 +67,11 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes, host: &str) -> Option<Pen
             metrics::record_refused("unsupported_version");
             let answer = api_versions::unsupported_version_answer(prefix.correlation_id)?;
             return Some(Box::pin(std::future::ready(Some(Outgoing::from(answer)))));
+        }
+        Err(ProtocolError::UnsupportedVersion { api_key, version }) => {
+            metrics::record_refused("unsupported_version");
+            version_refusal::report(&frame, api_key, version, peer.addr);
+            return None;
         }
         Err(e) => {
             debug!(error = %e, "refusing request");
@@ -83,7 +89,7 @@ pub async fn start(broker: &Arc<Broker>, frame: Bytes, host: &str) -> Option<Pen
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),
-        host: host.to_string(),
+        host: peer.host.clone(),
     };
     let body = match request.body {
         RequestKind::Fetch(r) => {

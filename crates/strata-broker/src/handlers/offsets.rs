@@ -46,10 +46,16 @@ pub async fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> Offse
             let exists = known
                 .as_ref()
                 .is_some_and(|t| t.partition(p.partition_index).is_some());
+            let metadata_too_large = p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > strata_groups::MAX_METADATA_BYTES);
             let partition_code = if code != 0 {
                 code
             } else if !exists {
                 ResponseError::UnknownTopicOrPartition.code()
+            } else if metadata_too_large {
+                ResponseError::OffsetMetadataTooLarge.code()
             } else {
                 commits.push((
                     topic.name.to_string(),

@@ -6,6 +6,7 @@ use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnT
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestPartition;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -119,18 +120,28 @@ pub async fn offset_commit(
     broker: &Arc<Broker>,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
+    // As Kafka: a partition whose metadata is over the limit is refused
+    // alone; the others are committed.
+    let too_large = |p: &TxnOffsetCommitRequestPartition| {
+        p.committed_metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > strata_groups::MAX_METADATA_BYTES)
+    };
     let offsets = request
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().map(|p| PendingOffset {
-                group: request.group_id.to_string(),
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(ToString::to_string),
-            })
+            t.partitions
+                .iter()
+                .filter(|p| !too_large(p))
+                .map(|p| PendingOffset {
+                    group: request.group_id.to_string(),
+                    topic: t.name.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(ToString::to_string),
+                })
         })
         .collect();
     let code = broker
@@ -154,6 +165,11 @@ pub async fn offset_commit(
                     t.partitions
                         .into_iter()
                         .map(|p| {
+                            let code = if too_large(&p) {
+                                ResponseError::OffsetMetadataTooLarge.code()
+                            } else {
+                                code
+                            };
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(code)

@@ -237,3 +237,46 @@ fn member_ids_start_with_client_id_or_instance_id() {
         ("c", "/127.0.0.1")
     );
 }
+
+#[test]
+fn a_stable_group_records_its_members_and_an_emptied_one_none() {
+    let t = Instant::now();
+    let mut g = Group::new("g".into(), Duration::ZERO);
+    assert!(!g.is_recordable(), "never formed");
+    let (a, mut ra) = join_new(&mut g, t);
+    ra.try_recv().unwrap();
+    assert!(!g.is_recordable(), "the assignment is not out yet");
+    drop(later(g.sync(
+        &a,
+        None,
+        1,
+        vec![(a.clone(), Bytes::from_static(b"all"))],
+        t,
+    )));
+    assert!(g.is_recordable());
+    let r = g.record(77);
+    assert_eq!(
+        (r.generation, r.protocol.as_deref(), r.leader.as_deref()),
+        (1, Some("range"), Some(a.as_str()))
+    );
+    assert_eq!(
+        (r.protocol_type.as_str(), r.current_state_timestamp),
+        ("consumer", 77)
+    );
+    let m = &r.members[0];
+    assert_eq!(
+        (
+            m.member_id.as_str(),
+            m.client_id.as_str(),
+            m.client_host.as_str()
+        ),
+        (a.as_str(), "c", "/127.0.0.1")
+    );
+    assert_eq!((m.session_timeout, m.rebalance_timeout), (10_000, 30_000));
+    assert_eq!(m.subscription, b"meta");
+    assert_eq!(m.assignment, b"all");
+    assert_eq!(g.leave(&a, None, t), 0);
+    assert!(g.is_recordable());
+    let r = g.record(78);
+    assert_eq!((r.generation, r.members.len(), r.leader), (2, 0, None));
+}

@@ -1,13 +1,17 @@
-//! Deleting records: DeleteRecords, and asking the sealing thread to remove
-//! the WAL segments nobody holds or to compact the WAL now.
+//! Deleting records: DeleteRecords, replacing a partition's records, and
+//! asking the sealing thread to remove the WAL segments nobody holds or to
+//! compact the WAL now.
 
-use crate::walk::Held;
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
+
+use bytes::Bytes;
 use tracing::warn;
 
 use super::LogStore;
+use crate::append::PendingBatch;
 use crate::housekeeping::SealTask;
 use crate::partition::PartitionLog;
+use crate::walk::Held;
 use crate::LogError;
 
 impl LogStore {
@@ -47,6 +51,39 @@ impl LogStore {
         }
         self.request_removal();
         Ok(new_start)
+    }
+
+    /// Replaces a partition's records with `batches`: they are appended
+    /// (durably), then the log start moves to the first of them, so the
+    /// partition holds them and whatever was appended after them. How a
+    /// coordinator rewrites its internal topic in a new layout, before it
+    /// serves; a crash between the two steps leaves old and new records,
+    /// and the rewrite is done again.
+    pub async fn replace_records(
+        &self,
+        partition: &Arc<PartitionLog>,
+        batches: Vec<Bytes>,
+    ) -> Result<(), LogError> {
+        let (_, high_watermark) = partition.bounds();
+        let count = batches.len();
+        let pending = batches
+            .into_iter()
+            .map(|batch| PendingBatch {
+                partition: Arc::clone(partition),
+                batch,
+                log_append_time: false,
+            })
+            .collect();
+        let results = self.append(pending).await;
+        if results.len() != count {
+            return Err(LogError::StorageUnavailable);
+        }
+        let mut start = None;
+        for appended in results {
+            start.get_or_insert(appended?.base_offset);
+        }
+        self.delete_records(partition, start.unwrap_or(high_watermark))?;
+        Ok(())
     }
 
     /// Has the sealing thread compact every run of WAL segments `policy`
