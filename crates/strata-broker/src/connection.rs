@@ -7,9 +7,7 @@
 //! producer's pipelined batches keep their order, while their fsyncs overlap.
 //! At most `max_in_flight` responses wait; then reading pauses.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,39 +18,15 @@ use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 use crate::handlers;
-use crate::outgoing::Outgoing;
+use crate::outgoing::PendingResponse;
+use crate::peer::Peer;
 use crate::Broker;
-
-/// A response being produced; `None` when the request gets no answer.
-pub type PendingResponse = Pin<Box<dyn Future<Output = Option<Outgoing>> + Send>>;
 
 /// Kafka's `connections.max.idle.ms` default: an idle connection is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Bytes read per step while a frame arrives, so memory follows the bytes
 /// actually received, not the length a client claims.
 const READ_STEP: usize = 64 * 1024;
-
-/// The client's host as Kafka reports it (DescribeGroups): `/` and its IP.
-pub fn client_host(peer: SocketAddr) -> String {
-    format!("/{}", peer.ip())
-}
-
-/// Where a connection comes from.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    /// [`client_host`] of `addr`.
-    pub host: String,
-}
-
-impl Peer {
-    pub fn new(addr: SocketAddr) -> Self {
-        Peer {
-            addr,
-            host: client_host(addr),
-        }
-    }
-}
 
 /// Serves one connection from `peer` until the client closes it, sends
 /// something that cannot be parsed, or the broker shuts down.

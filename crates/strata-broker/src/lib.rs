@@ -5,6 +5,7 @@
 //! - [`connection`]: reading frames, answering in order, pipelining.
 //! - [`handlers`]: one module per Kafka API (decode → act → answer).
 //! - [`outgoing`]: encoded responses as pieces, written with one vectored write.
+//! - [`peer`]: where a connection comes from.
 //! - [`fetch_memory`]: the broker-wide budget for unsent fetch answers.
 //! - [`errors`]: the one place log errors become Kafka error codes.
 //! - [`http`]: `GET /health`, `GET /ready` and `GET /metrics`.
@@ -24,6 +25,7 @@ pub mod handlers;
 pub mod http;
 pub mod metrics;
 pub mod outgoing;
+pub mod peer;
 pub mod server;
 
 use std::sync::Arc;

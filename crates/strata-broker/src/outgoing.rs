@@ -2,11 +2,16 @@
 //! pieces written with one vectored write — a fetch answer's record bytes
 //! are sent from the buffers they were read into, not copied again.
 
+use std::future::Future;
 use std::io::IoSlice;
+use std::pin::Pin;
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::fetch_memory::MemoryHold;
+
+/// A response being produced; `None` when the request gets no answer.
+pub type PendingResponse = Pin<Box<dyn Future<Output = Option<Outgoing>> + Send>>;
 
 /// Response bytes in order.
 #[derive(Debug, Default)]

@@ -12,8 +12,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
-use strata_broker::connection::Peer;
 use strata_broker::handlers;
+use strata_broker::peer::Peer;
 use strata_broker::Broker;
 use strata_protocol::apis;
 

@@ -17,7 +17,8 @@ use strata_protocol::kafka_protocol::ResponseError;
 use tracing::info;
 
 use crate::group::{Group, GroupState, JoinRequest, JoinResponse, Outcome, SyncResponse};
-use crate::offsets::{CommittedOffset, OffsetMap};
+use crate::offsets::OffsetMap;
+use crate::records::CommittedOffset;
 use crate::GroupError;
 
 /// The internal topic holding committed offsets.

@@ -22,7 +22,7 @@ pub mod offsets;
 pub mod records;
 
 pub use coordinator::{CoordinatorOptions, GroupCoordinator, OFFSETS_TOPIC};
-pub use offsets::CommittedOffset;
+pub use records::CommittedOffset;
 
 /// Kafka's `offset.metadata.max.bytes` default: a commit's metadata may be
 /// at most this long (longer: OFFSET_METADATA_TOO_LARGE).

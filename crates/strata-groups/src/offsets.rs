@@ -7,16 +7,7 @@ use std::collections::BTreeMap;
 
 use strata_protocol::coordinator_records::group::GroupMetadataValue;
 
-use crate::records::OffsetChange;
-
-/// One committed offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommittedOffset {
-    pub offset: i64,
-    pub leader_epoch: i32,
-    pub metadata: Option<String>,
-    pub commit_ms: i64,
-}
+use crate::records::{CommittedOffset, OffsetChange};
 
 /// Every group's committed offsets and recorded state.
 #[derive(Debug, Default)]

@@ -10,7 +10,14 @@ use strata_protocol::coordinator_records::group::{
     GroupMetadataValue, GroupRecordKey, OffsetCommitValue,
 };
 
-use crate::offsets::CommittedOffset;
+/// One committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_ms: i64,
+}
 
 /// A change recorded in the internal topic.
 #[derive(Debug, Clone, PartialEq, Eq)]

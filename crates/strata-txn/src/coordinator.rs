@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_groups::offsets::CommittedOffset;
+use strata_groups::CommittedOffset;
 use strata_groups::GroupCoordinator;
 use strata_log::{LogError, LogStore, PartitionLog, PendingBatch};
 use strata_protocol::builder::build_control_batch;

@@ -23,13 +23,10 @@ use kafka_protocol::ResponseError;
 use strata_log::{config, TopicId};
 use uuid::Uuid;
 
-use super::metadata::OPERATIONS_OMITTED;
+use super::configs::synonyms;
+use super::metadata::{is_internal, OPERATIONS_OMITTED};
 use super::text;
 use crate::{errors, Broker};
-
-/// Kafka's config source code for a topic override and for a default.
-pub const SOURCE_TOPIC: i8 = 1;
-pub const SOURCE_DEFAULT: i8 = 5;
 
 pub fn create_topics(broker: &Arc<Broker>, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut seen = std::collections::HashSet::new();
@@ -89,25 +86,16 @@ fn topic_configs(config: &strata_log::TopicConfig) -> Vec<CreatableTopicConfigs>
         .map(|key| {
             let (value, overridden) = config.value(key);
             // The source DescribeConfigs reports: its first synonym's.
-            let source = super::configs::synonyms::for_topic(
-                key,
-                &value,
-                overridden,
-                config.broker_default(key.name),
-            )
-            .first()
-            .map_or(SOURCE_DEFAULT, |s| s.source);
+            let source =
+                synonyms::for_topic(key, &value, overridden, config.broker_default(key.name))
+                    .first()
+                    .map_or(synonyms::SOURCE_DEFAULT, |s| s.source);
             CreatableTopicConfigs::default()
                 .with_name(text(key.name))
                 .with_value(Some(text(value)))
                 .with_config_source(source)
         })
         .collect()
-}
-
-/// The coordinators' own topics, which clients may read but not remove.
-pub fn is_internal(name: &str) -> bool {
-    name == strata_groups::OFFSETS_TOPIC || name == strata_txn::STATE_TOPIC
 }
 
 pub fn delete_topics(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {

@@ -18,6 +18,11 @@ use crate::{errors, Broker};
 /// "Authorized operations were not asked for."
 pub const OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// The coordinators' own topics, which clients may read but not remove.
+pub fn is_internal(name: &str) -> bool {
+    name == strata_groups::OFFSETS_TOPIC || name == strata_txn::STATE_TOPIC
+}
+
 pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> MetadataResponse {
     let options = &broker.options;
     let all = match &request.topics {
@@ -116,7 +121,7 @@ pub fn describe(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(text(topic.name.clone()))))
         .with_topic_id(Uuid::from_bytes(topic.id.0))
-        .with_is_internal(super::admin::is_internal(&topic.name))
+        .with_is_internal(is_internal(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }

@@ -33,8 +33,9 @@ use strata_protocol::frame::{decode_request, HeaderPrefix};
 use strata_protocol::ProtocolError;
 use tracing::{debug, warn};
 
-use crate::connection::{Peer, PendingResponse};
 use crate::outgoing::Outgoing;
+use crate::outgoing::PendingResponse;
+use crate::peer::Peer;
 use crate::{metrics, Broker};
 
 /// A handler's answer being worked out; `None` when the request gets none.

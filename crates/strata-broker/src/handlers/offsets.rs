@@ -14,7 +14,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
-use strata_groups::offsets::CommittedOffset;
+use strata_groups::CommittedOffset;
 
 use super::text;
 use crate::Broker;

@@ -110,7 +110,7 @@ fn describe_topic(
     DescribeTopicPartitionsResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(Uuid::from_bytes(topic.id.0))
-        .with_is_internal(super::admin::is_internal(&topic.name))
+        .with_is_internal(super::metadata::is_internal(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
@@ -124,7 +124,7 @@ fn missing(name: &str) -> DescribeTopicPartitionsResponseTopic {
     DescribeTopicPartitionsResponseTopic::default()
         .with_error_code(error.code())
         .with_name(Some(topic_name(name)))
-        .with_is_internal(super::admin::is_internal(name))
+        .with_is_internal(super::metadata::is_internal(name))
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
 

@@ -26,7 +26,8 @@ use tracing::{info, warn};
 
 use super::{lock, now_ms, GroupCoordinator};
 use crate::group::Group;
-use crate::offsets::{CommittedOffset, OffsetMap};
+use crate::offsets::OffsetMap;
+use crate::records::CommittedOffset;
 use crate::records::{Layout, OffsetChange};
 use crate::GroupError;
 

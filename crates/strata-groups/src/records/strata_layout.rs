@@ -10,7 +10,7 @@
 //! All integers big-endian. Kafka's keys start with a version below 256,
 //! a zero byte, so the two layouts never share a key.
 
-use crate::offsets::CommittedOffset;
+use crate::records::CommittedOffset;
 use crate::records::OffsetChange;
 
 const KIND_COMMIT: u8 = 1;

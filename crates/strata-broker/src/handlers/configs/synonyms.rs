@@ -7,6 +7,8 @@ use strata_log::config::ConfigKey;
 
 use super::super::text;
 
+/// Kafka's config source codes.
+pub const SOURCE_TOPIC: i8 = 1;
 pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
@@ -96,7 +98,7 @@ pub fn for_topic(
 ) -> Vec<DescribeConfigsSynonym> {
     let mut synonyms = Vec::new();
     if overridden {
-        synonyms.push(synonym(key.name, value, super::super::admin::SOURCE_TOPIC));
+        synonyms.push(synonym(key.name, value, SOURCE_TOPIC));
     }
     if let Some((_, broker_name, has_default)) = TOPIC_TO_BROKER
         .iter()
