@@ -27,8 +27,7 @@ use tracing::{info, warn};
 use super::{lock, now_ms, GroupCoordinator};
 use crate::group::Group;
 use crate::offsets::OffsetMap;
-use crate::records::CommittedOffset;
-use crate::records::{Layout, OffsetChange};
+use crate::records::{CommittedOffset, Layout, OffsetChange};
 use crate::GroupError;
 
 /// Records per batch when the topic is rewritten.
