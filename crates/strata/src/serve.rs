@@ -210,10 +210,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
             store.wal_health().problem().map_or(Ok(()), Err)
         })
     };
+    let pause_compaction = {
+        let store = Arc::clone(&store);
+        Arc::new(move |paused| store.pause_compaction(paused))
+    };
+    let endpoints = strata_broker::http::Endpoints {
+        ready: readiness,
+        metrics: metrics_endpoint::renderer(metrics, Arc::clone(&broker)),
+        pause_compaction,
+    };
     let http = tokio::spawn(strata_broker::http::run(
         http_listener,
-        readiness,
-        metrics_endpoint::renderer(metrics, Arc::clone(&broker)),
+        endpoints,
         shutdown_rx.clone(),
     ));
     let kafka = tokio::spawn(strata_broker::server::run(broker, listener, shutdown_rx));

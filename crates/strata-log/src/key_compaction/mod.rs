@@ -30,7 +30,7 @@ use strata_protocol::batch::{validate_crc, BatchHeader};
 use strata_protocol::records::for_each_record;
 use strata_protocol::retain::{retain_records, Retained};
 use strata_wal::{SegmentFile, SegmentId};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::TopicConfig;
 use crate::log_limit::LogLimit;
@@ -38,6 +38,7 @@ use crate::metrics;
 use crate::partition::{PartitionLog, DECOMPRESS_LIMIT};
 use crate::producer::AbortedTxn;
 use crate::seal::Sealer;
+use crate::wal_compaction::budget::IoBudget;
 use crate::wal_compaction::{RunOutcome, Transform, Transforms};
 use crate::LogError;
 use key_map::KeyMap;
@@ -76,6 +77,10 @@ impl Sealer {
                         metrics::record_key_compaction(started.elapsed(), outcome.batches_changed);
                         debug!(topic = %topic.name, partition = partition.index, end, changed = outcome.batches_changed, "key compaction pass");
                         Ok(outcome.rewrite)
+                    }
+                    Err(e @ (LogError::ShuttingDown | LogError::CompactionPaused)) => {
+                        info!(topic = %topic.name, partition = partition.index, reason = %e, "key compaction pass given up");
+                        Err(())
                     }
                     Err(e) => {
                         metrics::count(metrics::KEY_COMPACTION_FAILURES);
@@ -149,7 +154,7 @@ impl Sealer {
             delete_retention_ms: config.delete_retention_ms,
             now,
         };
-        let mut reads = PacedReads::new();
+        let mut reads = IoBudget::new(self.compaction.bytes_per_sec);
         for batch in batches.iter().take_while(|b| b.last_offset < end) {
             let Some(bytes) = self.read_paced(batch, &mut reads)? else {
                 continue;
@@ -174,9 +179,7 @@ impl Sealer {
         }
         let mut cleaned = Cleaned::default();
         for (segment, transforms) in &by_segment {
-            if self.stopping() {
-                return Err(LogError::ShuttingDown);
-            }
+            self.give_way()?;
             if !self.sealed.contains(segment) {
                 continue;
             }
@@ -205,7 +208,7 @@ impl Sealer {
         end: i64,
     ) -> Result<(KeyMap, i64), LogError> {
         let mut keys = KeyMap::new(KEY_MAP_BYTES);
-        let mut reads = PacedReads::new();
+        let mut reads = IoBudget::new(self.compaction.bytes_per_sec);
         for batch in batches.iter().filter(|b| b.base_offset >= cleaned_to) {
             let Some(bytes) = self.read_paced(batch, &mut reads)? else {
                 continue;
@@ -234,35 +237,13 @@ impl Sealer {
     }
 }
 
-/// The reads of one pass, paced together by the I/O budget.
-struct PacedReads {
-    started: Instant,
-    bytes: u64,
-}
-
-impl PacedReads {
-    fn new() -> Self {
-        PacedReads {
-            started: Instant::now(),
-            bytes: 0,
-        }
-    }
-}
-
 impl Sealer {
     /// A batch's bytes if intact (see [`read_checked`]), after waiting as
     /// the I/O budget says; an error once the store is shutting down.
-    fn read_paced(
-        &self,
-        batch: &Batch,
-        reads: &mut PacedReads,
-    ) -> Result<Option<Vec<u8>>, LogError> {
+    fn read_paced(&self, batch: &Batch, reads: &mut IoBudget) -> Result<Option<Vec<u8>>, LogError> {
         let bytes = read_checked(batch);
-        reads.bytes += u64::from(batch.len);
-        self.pace(reads.started, reads.bytes);
-        if self.stopping() {
-            return Err(LogError::ShuttingDown);
-        }
+        reads.spend(u64::from(batch.len));
+        self.give_way()?;
         Ok(bytes)
     }
 }

@@ -22,6 +22,7 @@
 //! The copy is paced by an I/O budget (bytes per second). [`regroup`]
 //! rewrites all-live segments whose partitions' batches are interleaved.
 
+pub(crate) mod budget;
 pub mod plan;
 mod regroup;
 mod rewrite;
@@ -83,6 +84,10 @@ impl Sealer {
                     "compacted WAL segments"
                 );
                 Some(Ok(outcome))
+            }
+            Err(e @ (LogError::ShuttingDown | LogError::CompactionPaused)) => {
+                info!(segments = ?run, reason = %e, "WAL compaction run given up; its segments stay as they were");
+                Some(Err(()))
             }
             Err(e) => {
                 metrics::count(metrics::WAL_COMPACTION_FAILURES);

@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_protocol::batch::{validate_crc, BatchHeader};
 use strata_wal::{Replacement, SegmentFile, SegmentId, ENTRY_HEADER_LEN};
 use tracing::warn;
 
+use super::budget::IoBudget;
 use super::RunOutcome;
 use crate::entry;
 use crate::ledger::Holder;
@@ -175,22 +176,19 @@ impl Sealer {
         transforms: &Transforms,
         replacement: &mut Replacement,
     ) -> Result<Vec<Copied>, LogError> {
-        let started = Instant::now();
-        let mut done: u64 = 0;
+        let mut budget = IoBudget::new(self.compaction.bytes_per_sec);
         let mut framed = Vec::new();
         let mut prefix = Vec::with_capacity(entry::PREFIX_LEN);
         let mut out = Vec::with_capacity(moving.len());
         for m in moving {
-            if self.stopping() {
-                return Err(LogError::ShuttingDown);
-            }
+            self.give_way()?;
             let bytes = strata_wal::read_at(m.file.buffered(), m.from.1, m.len as usize).map_err(
                 |source| LogError::Io {
                     path: strata_wal::segment_path(&self.wal_dir, m.from.0),
                     source,
                 },
             )?;
-            done += bytes.len() as u64;
+            budget.spend(bytes.len() as u64);
             if !is_intact(&bytes, m.base_offset, Some(m.len)) {
                 report_damage(m);
                 out.push(Copied::Damaged);
@@ -227,24 +225,9 @@ impl Sealer {
                     .map_err(|_| strata_wal::WalError::PayloadTooLarge(batch.len()))?,
                 max_timestamp,
             });
-            done += batch.len() as u64;
-            self.pace(started, done);
+            budget.spend(framed.len() as u64);
         }
         Ok(out)
-    }
-
-    /// Sleeps while more than the I/O budget allows has been moved since
-    /// `started` (`done` bytes read or written).
-    pub(crate) fn pace(&self, started: Instant, done: u64) {
-        let rate = self.compaction.bytes_per_sec;
-        if rate == 0 {
-            return;
-        }
-        #[allow(clippy::cast_precision_loss)]
-        let due = Duration::from_secs_f64(done as f64 / rate as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            std::thread::sleep(wait);
-        }
     }
 
     /// Points partitions at the copies (one lock per partition); forgets
