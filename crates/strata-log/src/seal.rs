@@ -54,6 +54,9 @@ pub(crate) struct Sealer {
     /// Whether the compaction under way is the background one (which a
     /// pause stops), not one asked for (`strata wal compact`).
     pub background: bool,
+    /// Run first on each compaction thread
+    /// ([`crate::StoreOptions::compaction_thread_start`]).
+    pub thread_start: Option<fn()>,
 }
 
 impl Sealer {

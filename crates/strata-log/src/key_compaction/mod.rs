@@ -143,17 +143,53 @@ impl Sealer {
             let newest = st.batches().back().map(|b| b.base_offset);
             (batches, aborted, st.cleaner.clone(), newest)
         };
-        let (keys, end) = self.newest_offsets(&batches, &aborted, cleaner.cleaned_to, end)?;
         let holder = (partition.topic, partition.index);
+        // Reading and filtering on compaction's own thread (no lock taken).
+        let (by_segment, next_expiry, end) = self.on_compaction_thread(|| {
+            let (keys, end) = self.newest_offsets(&batches, &aborted, cleaner.cleaned_to, end)?;
+            let filter = Filter {
+                keys: &keys,
+                aborted: &aborted,
+                cleaner: &cleaner,
+                delete_retention_ms: config.delete_retention_ms,
+                now,
+            };
+            let (by_segment, next_expiry) =
+                self.filter_batches(&batches, end, &filter, holder, newest)?;
+            Ok((by_segment, next_expiry, end))
+        })?;
+        let mut cleaned = Cleaned::default();
+        for (segment, transforms) in &by_segment {
+            self.give_way()?;
+            if !self.sealed.contains(segment) {
+                continue;
+            }
+            let outcome = self.rewrite_run(&[*segment], transforms)?;
+            cleaned.batches_changed += transforms.len();
+            cleaned.rewrite.copied_bytes += outcome.copied_bytes;
+            cleaned.rewrite.reclaimed_bytes += outcome.reclaimed_bytes;
+            cleaned.rewrite.batches += outcome.batches;
+            cleaned.rewrite.damaged += outcome.damaged;
+        }
+        partition
+            .state_mut()
+            .cleaner
+            .record_pass(end, now, next_expiry);
+        Ok(cleaned)
+    }
+
+    /// What the cleaning does to each batch below `end`, by segment, and
+    /// when the next tombstone expires.
+    fn filter_batches(
+        &self,
+        batches: &[Batch],
+        end: i64,
+        filter: &Filter<'_>,
+        holder: crate::ledger::Holder,
+        newest: Option<i64>,
+    ) -> Result<(BTreeMap<SegmentId, Transforms>, Option<i64>), LogError> {
         let mut by_segment: BTreeMap<SegmentId, Transforms> = BTreeMap::new();
         let mut next_expiry: Option<i64> = None;
-        let filter = Filter {
-            keys: &keys,
-            aborted: &aborted,
-            cleaner: &cleaner,
-            delete_retention_ms: config.delete_retention_ms,
-            now,
-        };
         let mut reads = IoBudget::new(self.compaction.bytes_per_sec);
         for batch in batches.iter().take_while(|b| b.last_offset < end) {
             let Some(bytes) = self.read_paced(batch, &mut reads)? else {
@@ -177,24 +213,7 @@ impl Sealer {
                     .insert((holder, batch.base_offset), transform);
             }
         }
-        let mut cleaned = Cleaned::default();
-        for (segment, transforms) in &by_segment {
-            self.give_way()?;
-            if !self.sealed.contains(segment) {
-                continue;
-            }
-            let outcome = self.rewrite_run(&[*segment], transforms)?;
-            cleaned.batches_changed += transforms.len();
-            cleaned.rewrite.copied_bytes += outcome.copied_bytes;
-            cleaned.rewrite.reclaimed_bytes += outcome.reclaimed_bytes;
-            cleaned.rewrite.batches += outcome.batches;
-            cleaned.rewrite.damaged += outcome.damaged;
-        }
-        partition
-            .state_mut()
-            .cleaner
-            .record_pass(end, now, next_expiry);
-        Ok(cleaned)
+        Ok((by_segment, next_expiry))
     }
 
     /// The newest offset of each key in the dirty batches (from

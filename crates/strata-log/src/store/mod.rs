@@ -194,6 +194,7 @@ impl LogStore {
                 stop: Arc::clone(&stopping),
                 paused: Arc::clone(&compaction_paused),
                 background: false,
+                thread_start: options.compaction_thread_start,
             },
             rx: seal_rx,
             removal_wanted: Arc::clone(&removal_wanted),
