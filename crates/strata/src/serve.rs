@@ -108,6 +108,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     store_options.retention_check_interval =
         Duration::from_millis(config.log_retention_check_interval_ms);
     store_options.wal_compaction = wal_compaction(&config);
+    if config.wal_compaction_nice > 0 {
+        crate::thread_priority::set_nice(config.wal_compaction_nice);
+        store_options.compaction_thread_start = Some(crate::thread_priority::lower);
+    }
     let (store, report) = tokio::task::spawn_blocking(move || LogStore::open(&store_options))
         .await
         .context("recovery task failed")?
