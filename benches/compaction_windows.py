@@ -6,7 +6,7 @@ with its neighbour. Machine noise that lasts longer than a window (other
 builds, the disk's drift) hits both sides of a pair alike.
 
     CARGO_TARGET_DIR=... STRATA_BIN=... python benches/compaction_windows.py \\
-        [--scenario saturating,steady] [--windows 20] [--window-seconds 10] \\
+        [--scenario saturating,steady] [--windows 32] [--window-seconds 10] \\
         [--broker-args "--wal-compaction-bytes-per-sec 16777216"]
 
 For each scenario, on a fresh data dir and one broker (retention checked
@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import shlex
 import shutil
 import statistics
@@ -189,12 +191,23 @@ def window_figures(r: dict, settle: float) -> list[dict]:
     return out
 
 
+def geomean_interval(xs: list[float], rounds: int = 10_000) -> tuple[float, float, float]:
+    """Geometric mean of `xs` and a 90% bootstrap interval for it."""
+    logs = [math.log(x) for x in xs]
+    rng = random.Random(1)
+    means = sorted(statistics.fmean(rng.choices(logs, k=len(logs))) for _ in range(rounds))
+    return (math.exp(statistics.fmean(logs)), math.exp(means[int(0.05 * rounds)]),
+            math.exp(means[int(0.95 * rounds) - 1]))
+
+
 def spread(xs: list[float]) -> str:
-    xs = sorted(x for x in xs if x == x)
+    xs = sorted(x for x in xs if x == x and x > 0)
     if not xs:
         return "-"
     q = statistics.quantiles(xs, n=4) if len(xs) >= 2 else [xs[0]] * 3
-    return f"{statistics.median(xs):.3f} (IQR {q[0]:.3f}–{q[2]:.3f}, range {xs[0]:.3f}–{xs[-1]:.3f}, n={len(xs)})"
+    g, lo, hi = geomean_interval(xs)
+    return (f"{statistics.median(xs):.3f} (IQR {q[0]:.3f}–{q[2]:.3f}, range {xs[0]:.3f}–{xs[-1]:.3f}, n={len(xs)});"
+            f" geometric mean {g:.3f}, 90% bootstrap interval {lo:.3f}–{hi:.3f}")
 
 
 def report(r: dict, settle: float) -> str:
@@ -215,6 +228,14 @@ def report(r: dict, settle: float) -> str:
         on, off = (a, b) if a["on"] else (b, a)
         tput.append(on["mbps"] / off["mbps"])
         p95.append(on["p95"] / off["p95"])
+    # Pairs whose reference ("off") window was quiet: its p95 at most twice
+    # the median "off" p95. A window hit by other work on the machine says
+    # nothing about compaction; only the reference is filtered, so a
+    # disturbed "on" window still counts against compaction.
+    off_p95 = statistics.median(w["p95"] for w in ws if not w["on"])
+    quiet = [(on, off) for on, off in ((a, b) if a["on"] else (b, a) for a, b in pairs) if off["p95"] <= 2 * off_p95]
+    quiet_tput = [on["mbps"] / off["mbps"] for on, off in quiet]
+    quiet_p95 = [on["p95"] / off["p95"] for on, off in quiet]
     merged = {True: {}, False: {}}
     secs = {True: 0.0, False: 0.0}
     acked = {True: 0.0, False: 0.0}
@@ -231,6 +252,8 @@ def report(r: dict, settle: float) -> str:
     lines += ["",
               f"- pairs on / off, acked MB/s: median {spread(tput)}",
               f"- pairs on / off, ack p95: median {spread(p95)}",
+              f"- pairs with a quiet 'off' window (p95 <= 2 x {off_p95:.2f} ms): acked MB/s {spread(quiet_tput)};"
+              f" ack p95 {spread(quiet_p95)}",
               f"- all windows together: acked {mb[True]:.1f} / {mb[False]:.1f} MB/s = {mb[True] / mb[False]:.3f};"
               f" ack p95 {p[True]:.2f} / {p[False]:.2f} ms = {p[True] / p[False]:.3f}",
               f"- compaction I/O in 'on' windows: {min(on_io):.1f}–{max(on_io):.1f} MB/s;"
@@ -246,11 +269,11 @@ def report(r: dict, settle: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default="saturating,steady", help="comma-separated: saturating, steady")
-    ap.add_argument("--windows", type=int, default=20, help="windows per scenario (a multiple of 4 is balanced)")
+    ap.add_argument("--windows", type=int, default=32, help="windows per scenario (a multiple of 4 is balanced)")
     ap.add_argument("--window-seconds", type=float, default=10.0)
     ap.add_argument("--settle-seconds", type=float, default=1.0, help="left out after each switch")
     ap.add_argument("--warmup-seconds", type=float, default=5.0)
-    ap.add_argument("--fill-gb", type=float, default=8.0, help="backlog written before the load (default 8)")
+    ap.add_argument("--fill-gb", type=float, default=12.0, help="backlog written before the load (default 12)")
     ap.add_argument("--fill-rate", type=int, default=200_000, help="msg/s of the two fill producers together")
     ap.add_argument("--live", type=float, default=0.25, help="share of the backlog kept (default 0.25)")
     ap.add_argument("--size", type=int, default=1024)
@@ -261,10 +284,16 @@ def main() -> None:
     ap.add_argument("--broker-args", default="", help="extra strata serve flags (quoted)")
     ap.add_argument("--work", default="/tmp/strata-compaction-windows", help="data dirs go here")
     ap.add_argument("--out", default=None, help="results dir (default: WORK/results)")
+    ap.add_argument("--analyze", nargs="+", metavar="JSON", help="only report on results saved by earlier runs")
     args = ap.parse_args()
+    if args.analyze:
+        for path in args.analyze:
+            print(report(json.load(open(path)), args.settle_seconds), flush=True)
+        return
     work = Path(args.work)
     out = Path(args.out) if args.out else work / "results"
     out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     facts = machine()
     facts["data_dir_fs"] = fs_type(work)
     log(f"machine: {facts}; load average {uptime()}")
