@@ -14,6 +14,7 @@ mod kafka;
 mod limits;
 mod produce;
 mod report;
+mod series;
 mod stats;
 
 use std::path::PathBuf;
@@ -87,6 +88,10 @@ struct LoadArgs {
     /// seconds are not recorded (clients connecting, fetchers starting).
     #[arg(long, default_value_t = 1.0)]
     warmup_seconds: f64,
+    /// Also report acks and send-to-ack latencies per interval of this
+    /// many ms of ack time (`ack_series` in the JSON).
+    #[arg(long)]
+    series_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +183,7 @@ fn produce_spec(args: &LoadArgs, stamp: bool, linger_ms: u32) -> ProduceSpec {
         linger_ms,
         stamp_payload: stamp,
         warmup: Duration::from_secs_f64(warmup),
+        series_ms: args.series_ms,
     }
 }
 
@@ -209,6 +215,10 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     let origin = Instant::now();
+    let origin_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    report.origin_unix_ms = origin_unix_ms;
     match &cli.mode {
         Mode::Produce(args) => {
             report.describe_load(args);

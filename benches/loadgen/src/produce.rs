@@ -12,6 +12,7 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
 use crate::kafka::{payload_pool, Connection};
+use crate::series::AckSeries;
 use crate::stats::latency_histogram;
 use crate::Throughput;
 
@@ -35,6 +36,8 @@ pub struct ProduceSpec {
     /// Messages sent during this first stretch are marked [`WARMUP`] and
     /// their latencies are not recorded (connections and fetchers starting).
     pub warmup: Duration,
+    /// Also record acks and latencies per interval of this many ms.
+    pub series_ms: Option<u64>,
 }
 
 /// Set in a send-time stamp of a warm-up message.
@@ -44,11 +47,13 @@ pub struct ProduceOutcome {
     pub throughput: Throughput,
     pub ack_latency: Histogram<u64>,
     pub first_error: Option<String>,
+    pub series: Option<AckSeries>,
 }
 
 struct Delivery {
     origin: Instant,
     latency: Mutex<Histogram<u64>>,
+    series: Option<Mutex<AckSeries>>,
     acked: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -64,11 +69,15 @@ impl ProducerContext for Delivery {
         match result {
             Ok(_) => {
                 self.acked.fetch_add(1, Ordering::Relaxed);
-                if sent_at as u64 & WARMUP != 0 {
+                let now = micros_since(self.origin);
+                let warmup = sent_at as u64 & WARMUP != 0;
+                let latency = now.saturating_sub(sent_at as u64).max(1);
+                if let Some(Ok(mut series)) = self.series.as_ref().map(Mutex::lock) {
+                    series.record(now, (!warmup).then_some(latency));
+                }
+                if warmup {
                     return;
                 }
-                let now = micros_since(self.origin);
-                let latency = now.saturating_sub(sent_at as u64).max(1);
                 if let Ok(mut h) = self.latency.lock() {
                     let _ = h.record(latency);
                 }
@@ -115,8 +124,15 @@ pub fn run(
     let mut ack_latency = latency_histogram()?;
     let (mut acked, mut failed, mut sent) = (0, 0, 0);
     let mut first_error = None;
+    let mut series: Option<AckSeries> = None;
     for outcome in outcomes {
         let share = outcome?;
+        if let Some(theirs) = &share.series {
+            match &mut series {
+                Some(mine) => mine.merge(theirs),
+                None => series = Some(theirs.clone()),
+            }
+        }
         sent += share.sent;
         acked += share.acked;
         failed += share.failed;
@@ -128,6 +144,7 @@ pub fn run(
             .with_sent(sent),
         ack_latency,
         first_error,
+        series,
     })
 }
 
@@ -152,6 +169,10 @@ fn produce_share(
     let context = Delivery {
         origin,
         latency: Mutex::new(latency_histogram()?),
+        series: match spec.series_ms {
+            Some(ms) => Some(Mutex::new(AckSeries::new(ms)?)),
+            None => None,
+        },
         acked: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         first_error: Mutex::new(None),
@@ -220,6 +241,15 @@ fn produce_share(
             .map_err(|_| anyhow::anyhow!("latency lock poisoned"))?
             .clone(),
         first_error: context.first_error.lock().ok().and_then(|e| e.clone()),
+        series: match &context.series {
+            Some(series) => Some(
+                series
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("series lock poisoned"))?
+                    .clone(),
+            ),
+            None => None,
+        },
     };
     Ok(outcome)
 }
@@ -231,4 +261,5 @@ struct ShareOutcome {
     failed: u64,
     latency: Histogram<u64>,
     first_error: Option<String>,
+    series: Option<AckSeries>,
 }

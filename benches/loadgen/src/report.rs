@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::limits::Limits;
 use crate::produce::ProduceOutcome;
+use crate::series::SeriesReport;
 use crate::stats::{BrokerCost, Percentiles};
 use crate::{LoadArgs, Throughput};
 use hdrhistogram::Histogram;
@@ -25,6 +26,11 @@ pub struct Report {
     pub produce_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_latency: Option<Percentiles>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_series: Option<SeriesReport>,
+    /// Wall-clock time the run's clock starts at (ms since the Unix epoch).
+    #[serde(skip)]
+    pub origin_unix_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consume: Option<Throughput>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,6 +71,8 @@ impl Report {
             produce: None,
             produce_error: None,
             ack_latency: None,
+            ack_series: None,
+            origin_unix_ms: 0.0,
             consume: None,
             e2e_latency: None,
             broker: None,
@@ -94,6 +102,13 @@ impl Report {
         self.produce = Some(outcome.throughput);
         self.produce_error = outcome.first_error;
         self.ack_latency = Percentiles::of(&outcome.ack_latency);
+        let message_bytes = self
+            .produce
+            .as_ref()
+            .map_or(0, |t| t.bytes / t.messages.max(1));
+        self.ack_series = outcome
+            .series
+            .map(|s| s.report(self.origin_unix_ms, message_bytes));
     }
 
     pub fn add_consume(&mut self, throughput: Throughput, e2e_latency: &Histogram<u64>) {

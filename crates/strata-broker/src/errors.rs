@@ -14,6 +14,8 @@ pub fn code_for(error: &LogError) -> ResponseError {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Corrupt(_) => ResponseError::CorruptMessage,
         LogError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        // Only compaction sees it; no client request does.
+        LogError::CompactionPaused => ResponseError::UnknownServerError,
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         LogError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
         LogError::Io { .. }

@@ -1,8 +1,10 @@
 //! The HTTP listener: `GET /health` (the process is up), `GET /ready`
 //! (recovery finished, the Kafka listener is bound and the WAL takes
-//! writes; otherwise 503 with the reason) and `GET /metrics`
-//! (Prometheus text format). A minimal HTTP/1.1 responder: one request per
-//! connection, headers capped in size.
+//! writes; otherwise 503 with the reason), `GET /metrics` (Prometheus
+//! text format), and `POST /compaction/pause` and `POST
+//! /compaction/resume` (hold background compaction back, or let it go on).
+//! A minimal HTTP/1.1 responder: one request per connection, headers
+//! capped in size.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,18 +23,24 @@ pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 /// Whether the broker is ready to serve: `Err` with the reason when not.
 pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// Pauses (`true`) or resumes (`false`) background compaction.
+pub type PauseCompaction = Arc<dyn Fn(bool) + Send + Sync>;
+
+/// What the endpoints answer from.
+#[derive(Clone)]
+pub struct Endpoints {
+    pub ready: Readiness,
+    pub metrics: RenderMetrics,
+    pub pause_compaction: PauseCompaction,
+}
+
 /// Serves the HTTP endpoints until `shutdown` turns true.
-pub async fn run(
-    listener: TcpListener,
-    ready: Readiness,
-    metrics: RenderMetrics,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(listener: TcpListener, endpoints: Endpoints, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    tokio::spawn(answer(stream, Arc::clone(&ready), Arc::clone(&metrics)));
+                    tokio::spawn(answer(stream, endpoints.clone()));
                 }
             }
             _ = shutdown.changed() => return,
@@ -40,7 +48,12 @@ pub async fn run(
     }
 }
 
-async fn answer(mut stream: TcpStream, ready: Readiness, metrics: RenderMetrics) {
+async fn answer(mut stream: TcpStream, endpoints: Endpoints) {
+    let Endpoints {
+        ready,
+        metrics,
+        pause_compaction,
+    } = endpoints;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let read_head = async {
@@ -80,7 +93,15 @@ async fn answer(mut stream: TcpStream, ready: Readiness, metrics: RenderMetrics)
                 text("metrics unavailable\n"),
             ),
         },
-        ("GET", _) => ("404 Not Found", PLAIN, text("not found\n")),
+        ("POST", "/compaction/pause") => {
+            pause_compaction(true);
+            ("200 OK", PLAIN, text("background compaction paused\n"))
+        }
+        ("POST", "/compaction/resume") => {
+            pause_compaction(false);
+            ("200 OK", PLAIN, text("background compaction resumed\n"))
+        }
+        ("GET" | "POST", _) => ("404 Not Found", PLAIN, text("not found\n")),
         _ => (
             "405 Method Not Allowed",
             PLAIN,

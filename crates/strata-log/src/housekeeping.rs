@@ -25,6 +25,8 @@ pub(crate) enum SealTask {
     /// Regroup every sealed segment whose partitions' batches are
     /// interleaved, now; answer with what was done.
     RegroupNow(std::sync::mpsc::Sender<CompactionTotals>),
+    /// Background compaction was paused and may go on now.
+    CompactionResumed,
 }
 
 /// The sealing thread's loop around a [`Sealer`].
@@ -84,6 +86,7 @@ impl Housekeeper {
             let mut remove = self.removal_wanted.swap(false, Ordering::AcqRel);
             let mut compact_now = Vec::new();
             let mut regroup_now = Vec::new();
+            let mut resumed = false;
             self.sealer.failed.extend(self.overflow.take());
             for task in tasks {
                 match task {
@@ -91,6 +94,7 @@ impl Housekeeper {
                     SealTask::Remove => remove = true,
                     SealTask::CompactNow(policy, reply) => compact_now.push((policy, reply)),
                     SealTask::RegroupNow(reply) => regroup_now.push(reply),
+                    SealTask::CompactionResumed => resumed = true,
                 }
             }
             self.sealer.retry_seals();
@@ -106,9 +110,13 @@ impl Housekeeper {
             if disconnected {
                 break;
             }
-            if self.sealer.stopping() {
+            if resumed {
+                compact_at = Instant::now();
+            }
+            if self.sealer.stopping() || self.sealer.paused() {
                 // Shutting down: seals go on until the appender is done,
-                // compaction does not start again.
+                // compaction does not start again. Paused: seals and
+                // removals go on, compaction waits.
                 compact_at = Instant::now() + self.sealer.compaction.check_interval;
             } else if Instant::now() >= compact_at {
                 compact_at = if self.compact_step() {
@@ -124,13 +132,16 @@ impl Housekeeper {
     /// compaction run. True if it got somewhere (another step may follow
     /// at once).
     fn compact_step(&mut self) -> bool {
+        self.sealer.background = true;
         // A failed key compaction does not hold WAL compaction up.
         let progressed = match self.sealer.compact_keys_next(crate::clock::now_ms()) {
             Some(Ok(_)) => true,
+            Some(Err(())) | None if self.sealer.paused() => false,
             Some(Err(())) | None => {
                 matches!(self.sealer.compact_next(), Some(Ok(run)) if run.reclaimed_bytes > 0)
             }
         };
+        self.sealer.background = false;
         if progressed {
             self.sealer.remove_unheld();
         }

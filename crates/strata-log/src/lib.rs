@@ -118,6 +118,9 @@ pub enum LogError {
     StorageUnavailable,
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// Background compaction was paused: the run in progress is given up.
+    #[error("background compaction is paused")]
+    CompactionPaused,
     #[error("batch sequence {sequence} of producer {producer_id} does not follow its last batch")]
     OutOfOrderSequence { producer_id: i64, sequence: i32 },
     #[error("producer {producer_id} epoch {epoch} is older than its current epoch")]

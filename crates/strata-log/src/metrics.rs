@@ -45,6 +45,11 @@ pub const WAL_COMPACTION_BYTES_RECLAIMED: &str = "wal_compaction_bytes_reclaimed
 pub const WAL_COMPACTION_BYTES_COPIED: &str = "wal_compaction_bytes_copied_total";
 pub const WAL_COMPACTION_FAILURES: &str = "wal_compaction_failures_total";
 pub const WAL_COMPACTION_DURATION: &str = "wal_compaction_duration_seconds";
+/// Bytes compaction (key and WAL) read and wrote: what its I/O budget
+/// paces, counted as it goes (runs given up included).
+pub const COMPACTION_IO_BYTES: &str = "compaction_io_bytes_total";
+/// 1 while an operator holds background compaction back.
+pub const COMPACTION_PAUSED: &str = "compaction_paused";
 /// Live bytes of the WAL over its bytes on disk (set by each compaction check).
 pub const WAL_LIVE_RATIO: &str = "wal_live_ratio";
 /// Key compaction passes, batches they changed, failed passes, duration.
@@ -162,6 +167,10 @@ pub fn describe() {
             "WAL compaction runs that failed; their segments stay as they were",
         ),
         (
+            COMPACTION_IO_BYTES,
+            "Bytes compaction (key and WAL) read and wrote, as paced by its I/O budget",
+        ),
+        (
             KEY_COMPACTION_RUNS,
             "Key compaction passes over a compacted partition (cleanup.policy=compact)",
         ),
@@ -253,10 +262,20 @@ pub fn describe() {
         "Live bytes of the WAL over its bytes on disk, at the last compaction check"
     );
     describe_gauge!(
+        COMPACTION_PAUSED,
+        Unit::Count,
+        "1 while background compaction is paused (POST /compaction/pause)"
+    );
+    set_compaction_paused(false);
+    describe_gauge!(
         WAL_WRITABLE,
         Unit::Count,
         "1 while the WAL takes writes; 0 from a failed write until a group is durable again"
     );
+}
+
+pub(crate) fn set_compaction_paused(paused: bool) {
+    metrics::gauge!(COMPACTION_PAUSED).set(if paused { 1.0 } else { 0.0 });
 }
 
 pub(crate) fn set_wal_writable(writable: bool) {

@@ -50,12 +50,38 @@ pub(crate) struct Sealer {
     pub compaction: crate::wal_compaction::plan::CompactionOptions,
     /// Set when the store shuts down: compaction stops at the next batch.
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Set while an operator holds background compaction back
+    /// ([`crate::LogStore::pause_compaction`]).
+    pub paused: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the compaction under way is the background one (which a
+    /// pause stops), not one asked for (`strata wal compact`).
+    pub background: bool,
+    /// Run first on each compaction thread
+    /// ([`crate::StoreOptions::compaction_thread_start`]).
+    pub thread_start: Option<fn()>,
 }
 
 impl Sealer {
     /// Whether the store is shutting down.
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether background compaction is paused.
+    pub(crate) fn paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// `Err` when compaction under way must stop at this batch: the store
+    /// is shutting down, or background compaction was paused.
+    pub(crate) fn give_way(&self) -> Result<(), LogError> {
+        if self.stopping() {
+            return Err(LogError::ShuttingDown);
+        }
+        if self.background && self.paused() {
+            return Err(LogError::CompactionPaused);
+        }
+        Ok(())
     }
 
     /// Seals the segments whose sealing failed before.

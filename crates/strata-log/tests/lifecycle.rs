@@ -162,6 +162,52 @@ fn options_compacting(dir: &Path) -> StoreOptions {
     options(dir, true)
 }
 
+fn leftover_tmp(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+}
+
+#[test]
+fn a_pause_holds_compaction_back_and_gives_up_the_run_under_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = shared_segments(dir.path(), true);
+    // Slow enough that a run is still under way when the pause comes.
+    options.wal_compaction.bytes_per_sec = 4000;
+    let (store, _) = LogStore::open(&options).unwrap();
+    store.pause_compaction(true);
+    assert!(store.compaction_paused());
+    store.enforce_retention(1_000_000).unwrap();
+    // Segments nobody holds any more are still removed while paused.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = wal_bytes(dir.path());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(wal_bytes(dir.path()), before, "compacted while paused");
+
+    store.pause_compaction(false);
+    wait_for("a run to start", || leftover_tmp(dir.path()));
+    store.pause_compaction(true);
+    wait_for("the run to be given up", || !leftover_tmp(dir.path()));
+    let paused_at = wal_bytes(dir.path());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(wal_bytes(dir.path()), paused_at, "compacted while paused");
+    assert!(!leftover_tmp(dir.path()));
+    assert_eq!(records(&store, "forever"), expected("forever", 0..100));
+
+    store.pause_compaction(false);
+    wait_for("a run after resuming", || wal_bytes(dir.path()) < paused_at);
+    assert_eq!(records(&store, "forever"), expected("forever", 0..100));
+    store.shutdown();
+    let (store, report) = LogStore::open(&options).unwrap();
+    assert!(report.damaged.is_empty());
+    assert_eq!(records(&store, "forever"), expected("forever", 0..100));
+    assert!(
+        !store.compaction_paused(),
+        "a pause is not kept across restarts"
+    );
+    store.shutdown();
+}
+
 #[test]
 fn retention_bytes_keeps_the_newest_batches() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,11 +46,25 @@ pub struct EntryReader {
     filled: usize,
     /// File position of the next entry.
     position: u64,
+    /// Bytes read from the file at a time (at least).
+    read_size: usize,
 }
 
 impl EntryReader {
     /// Opens a segment; `Ok(None)` if its file header is not Strata's.
     pub fn open(path: &Path, direct_io: bool) -> Result<Option<Self>, WalError> {
+        Self::open_reading(path, direct_io, CHUNK)
+    }
+
+    /// [`Self::open`], reading `read_size` bytes at a time (whole blocks)
+    /// instead of 8 MiB: smaller reads for a reader that must not hold the
+    /// disk for long at once.
+    pub fn open_reading(
+        path: &Path,
+        direct_io: bool,
+        read_size: usize,
+    ) -> Result<Option<Self>, WalError> {
+        let read_size = read_size.div_ceil(BLOCK).max(1) * BLOCK;
         let file = SegmentFile::open(path, direct_io)?;
         let file_len = file
             .buffered()
@@ -70,8 +84,9 @@ impl EntryReader {
             window_start: 0,
             filled: 0,
             position: 0,
+            read_size,
         };
-        reader.grow(CHUNK);
+        reader.grow(read_size);
         let head = usize::try_from(file_len).map_or(FILE_HEADER_LEN, |l| l.min(FILE_HEADER_LEN));
         if !reader.fill_to(head)? {
             return Ok(None);
@@ -185,7 +200,7 @@ impl EntryReader {
         }
         let end = end - keep_from;
         if end > self.capacity {
-            self.grow(end.max(CHUNK));
+            self.grow(end.max(self.read_size));
         }
         while self.filled < end {
             let file_at = self.window_start + self.filled as u64;
@@ -194,7 +209,7 @@ impl EntryReader {
             }
             // Whole blocks from a block boundary: `filled` stays a multiple
             // of the block size until the end of the file.
-            let want = (end - self.filled).max(CHUNK).div_ceil(BLOCK) * BLOCK;
+            let want = (end - self.filled).max(self.read_size).div_ceil(BLOCK) * BLOCK;
             let want = want.min(self.capacity - self.filled);
             let from = self.origin + self.filled;
             let buf = &mut self.memory[from..from + want];
@@ -254,7 +269,17 @@ mod tests {
     }
 
     fn all(path: &Path, direct: bool) -> (Vec<(Vec<u8>, u64)>, NextEntry<'static>) {
-        let mut reader = EntryReader::open(path, direct).unwrap().unwrap();
+        all_reading(path, direct, CHUNK)
+    }
+
+    fn all_reading(
+        path: &Path,
+        direct: bool,
+        read_size: usize,
+    ) -> (Vec<(Vec<u8>, u64)>, NextEntry<'static>) {
+        let mut reader = EntryReader::open_reading(path, direct, read_size)
+            .unwrap()
+            .unwrap();
         let mut out = Vec::new();
         loop {
             match reader.next_entry().unwrap() {
@@ -273,6 +298,7 @@ mod tests {
             let payloads: Vec<&[u8]> = vec![b"one", &big, b"", b"last"];
             let path = segment(dir.path(), &payloads, direct);
             let (got, end) = all(&path, direct);
+            assert_eq!(all_reading(&path, direct, 5000), (got.clone(), end));
             let bytes = std::fs::read(&path).unwrap();
             let scan = crate::scan_segment(&bytes);
             assert_eq!(got.len(), 4);

@@ -301,17 +301,21 @@ impl SimStorage {
         ))
     }
 
-    fn handle(&self, id: usize, real: File) -> Box<dyn StorageFile> {
+    fn handle(&self, id: usize, real: File, unbuffered: bool) -> Box<dyn StorageFile> {
         Box::new(SimFileHandle {
             state: Arc::clone(&self.state),
             id,
             real,
+            unbuffered,
         })
     }
-}
 
-impl Storage for SimStorage {
-    fn create(&self, path: &Path, new: bool) -> io::Result<Box<dyn StorageFile>> {
+    fn create_file(
+        &self,
+        path: &Path,
+        new: bool,
+        unbuffered: bool,
+    ) -> io::Result<Box<dyn StorageFile>> {
         let mut state = self.lock();
         state.powered()?;
         let (dir, name) = self.parent_of(&state, path)?;
@@ -329,7 +333,20 @@ impl Storage for SimStorage {
         state.files.push(SimFile::default());
         let id = state.files.len() - 1;
         state.dirs[dir].current.insert(name, Entry::File(id));
-        Ok(self.handle(id, real))
+        Ok(self.handle(id, real, unbuffered))
+    }
+}
+
+impl Storage for SimStorage {
+    fn create(&self, path: &Path, new: bool) -> io::Result<Box<dyn StorageFile>> {
+        self.create_file(path, new, false)
+    }
+
+    /// A file whose writes must follow direct I/O's rules (EINVAL
+    /// otherwise), so tests catch a misaligned write the real disk would
+    /// refuse.
+    fn create_unbuffered(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.create_file(path, false, true)
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
@@ -340,7 +357,7 @@ impl Storage for SimStorage {
             return Err(not_found());
         };
         let real = OpenOptions::new().write(true).open(path)?;
-        Ok(self.handle(id, real))
+        Ok(self.handle(id, real, false))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -418,6 +435,8 @@ struct SimFileHandle {
     state: Arc<Mutex<State>>,
     id: usize,
     real: File,
+    /// Writes must be whole aligned blocks from aligned memory.
+    unbuffered: bool,
 }
 
 impl SimFileHandle {
@@ -433,6 +452,14 @@ impl SimFileHandle {
 
 impl StorageFile for SimFileHandle {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let block = crate::direct::BLOCK;
+        if self.unbuffered
+            && (!offset.is_multiple_of(block as u64)
+                || !buf.len().is_multiple_of(block)
+                || !(buf.as_ptr() as usize).is_multiple_of(block))
+        {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         let mut state = State::lock(&self.state);
         state.powered()?;
         state.writes += 1;

@@ -28,6 +28,15 @@ pub trait Storage: Send + Sync + Debug {
     /// Creates `path` empty and opens it for writing: with `new`, failing
     /// if it exists; otherwise truncating a file that does.
     fn create(&self, path: &Path, new: bool) -> io::Result<Box<dyn StorageFile>>;
+    /// Creates `path` (truncating a file that exists) for writes that
+    /// bypass the page cache (`O_DIRECT`) where the file system allows it.
+    /// Every write must then be whole blocks of [`crate::direct::BLOCK`]
+    /// bytes, at a block-aligned offset, from block-aligned memory; the
+    /// padding of the last block is cut with `set_len`. Where direct I/O is
+    /// refused the file is an ordinary one, and the same writes work.
+    fn create_unbuffered(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        self.create(path, false)
+    }
     /// Opens an existing file for writing (to cut it back).
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Renames `from` to `to`, replacing `to` if it exists.
@@ -90,6 +99,22 @@ impl Storage for RealStorage {
             options.create(true).truncate(true);
         }
         Ok(Box::new(RealFile(options.open(path)?)))
+    }
+
+    fn create_unbuffered(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path);
+        match direct {
+            Ok(file) => Ok(Box::new(RealFile(file))),
+            // The file system refuses direct I/O (tmpfs).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.create(path, false),
+            Err(e) => Err(e),
+        }
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {

@@ -140,6 +140,10 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     pub wal_compaction_check_interval_ms: Option<u64>,
+    /// Nice value of compaction's thread, 0 to 19 (0: the broker's CPU and
+    /// I/O priority; above 0 its I/O is also of the idle class).
+    #[arg(long, env = "STRATA_WAL_COMPACTION_NICE", allow_hyphen_values = true)]
+    pub wal_compaction_nice: Option<u8>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -177,6 +181,7 @@ pub struct Config {
     pub wal_compaction_max_age_ms: u64,
     pub wal_compaction_bytes_per_sec: u64,
     pub wal_compaction_check_interval_ms: u64,
+    pub wal_compaction_nice: u8,
 }
 
 impl Default for Config {
@@ -210,6 +215,7 @@ impl Default for Config {
             wal_compaction_max_age_ms: 7_200_000,
             wal_compaction_bytes_per_sec: 32 * 1024 * 1024,
             wal_compaction_check_interval_ms: 30_000,
+            wal_compaction_nice: 10,
         }
     }
 }
@@ -283,6 +289,7 @@ impl Config {
         take!(wal_compaction_max_age_ms);
         take!(wal_compaction_bytes_per_sec);
         take!(wal_compaction_check_interval_ms);
+        take!(wal_compaction_nice);
         if args.advertised_listener.is_some() {
             config
                 .advertised_listener
@@ -356,6 +363,12 @@ impl Config {
         }
         if self.log_retention_check_interval_ms == 0 || self.wal_compaction_check_interval_ms == 0 {
             bail!("log_retention_check_interval_ms and wal_compaction_check_interval_ms: must be at least 1");
+        }
+        if self.wal_compaction_nice > 19 {
+            bail!(
+                "wal_compaction_nice: must be 0 to 19, got {}",
+                self.wal_compaction_nice
+            );
         }
         if self.wal_compaction_live_percent > 100 {
             bail!(

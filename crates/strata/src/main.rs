@@ -6,6 +6,7 @@ mod config;
 mod metrics_endpoint;
 mod process_metrics;
 mod serve;
+mod thread_priority;
 mod wal_tools;
 
 use clap::{Parser, Subcommand};

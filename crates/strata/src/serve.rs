@@ -109,6 +109,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     store_options.retention_check_interval =
         Duration::from_millis(config.log_retention_check_interval_ms);
     store_options.wal_compaction = wal_compaction(&config);
+    if config.wal_compaction_nice > 0 {
+        crate::thread_priority::set_nice(config.wal_compaction_nice);
+        store_options.compaction_thread_start = Some(crate::thread_priority::lower);
+    }
     let (store, report) = tokio::task::spawn_blocking(move || LogStore::open(&store_options))
         .await
         .context("recovery task failed")?
@@ -221,10 +225,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
             store.wal_health().problem().map_or(Ok(()), Err)
         })
     };
+    let pause_compaction = {
+        let store = Arc::clone(&store);
+        Arc::new(move |paused| store.pause_compaction(paused))
+    };
+    let endpoints = strata_broker::http::Endpoints {
+        ready: readiness,
+        metrics: metrics_endpoint::renderer(metrics, Arc::clone(&broker)),
+        pause_compaction,
+    };
     let http = tokio::spawn(strata_broker::http::run(
         http_listener,
-        readiness,
-        metrics_endpoint::renderer(metrics, Arc::clone(&broker)),
+        endpoints,
         shutdown_rx.clone(),
     ));
     let kafka = tokio::spawn(strata_broker::server::run(broker, listener, shutdown_rx));

@@ -34,7 +34,7 @@ use strata_protocol::batch::{validate_crc, BatchHeader};
 use strata_protocol::records::for_each_record;
 use strata_protocol::retain::{retain_records, Retained};
 use strata_wal::{SegmentFile, SegmentId};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::TopicConfig;
 use crate::log_limit::LogLimit;
@@ -42,6 +42,7 @@ use crate::metrics;
 use crate::partition::{PartitionLog, DECOMPRESS_LIMIT};
 use crate::producer::AbortedTxn;
 use crate::seal::Sealer;
+use crate::wal_compaction::budget::IoBudget;
 use crate::wal_compaction::{RunOutcome, Transform, Transforms};
 use crate::LogError;
 use key_map::KeyMap;
@@ -80,6 +81,10 @@ impl Sealer {
                         metrics::record_key_compaction(started.elapsed(), outcome.batches_changed);
                         debug!(topic = %topic.name, partition = partition.index, end, changed = outcome.batches_changed, "key compaction pass");
                         Ok(outcome.rewrite)
+                    }
+                    Err(e @ (LogError::ShuttingDown | LogError::CompactionPaused)) => {
+                        info!(topic = %topic.name, partition = partition.index, reason = %e, "key compaction pass given up");
+                        Err(())
                     }
                     Err(e) => {
                         metrics::count(metrics::KEY_COMPACTION_FAILURES);
@@ -157,20 +162,56 @@ impl Sealer {
                 let newest = st.batches().last_base();
                 Ok((batches, aborted, st.cleaner.clone(), newest))
             })?;
-        let (keys, end) = self.newest_offsets(&batches, &aborted, cleaner.cleaned_to, end)?;
         let holder = (partition.topic, partition.index);
+        // Reading and filtering on compaction's own thread (no lock taken).
+        let (by_segment, next_expiry, end) = self.on_compaction_thread(|| {
+            let (keys, end) = self.newest_offsets(&batches, &aborted, cleaner.cleaned_to, end)?;
+            let mut filter = Filter {
+                keys: &keys,
+                aborted: &aborted,
+                cleaner: &cleaner,
+                delete_retention_ms: config.delete_retention_ms,
+                now,
+                data_left: HashMap::new(),
+                unreadable: false,
+            };
+            let (by_segment, next_expiry) =
+                self.filter_batches(&batches, end, &mut filter, holder, newest)?;
+            Ok((by_segment, next_expiry, end))
+        })?;
+        let mut cleaned = Cleaned::default();
+        for (segment, transforms) in &by_segment {
+            self.give_way()?;
+            if !self.sealed.contains(segment) {
+                continue;
+            }
+            let outcome = self.rewrite_run(&[*segment], transforms)?;
+            cleaned.batches_changed += transforms.len();
+            cleaned.rewrite.copied_bytes += outcome.copied_bytes;
+            cleaned.rewrite.reclaimed_bytes += outcome.reclaimed_bytes;
+            cleaned.rewrite.batches += outcome.batches;
+            cleaned.rewrite.damaged += outcome.damaged;
+        }
+        partition
+            .state_mut()
+            .cleaner
+            .record_pass(end, now, next_expiry);
+        Ok(cleaned)
+    }
+
+    /// What the cleaning does to each batch below `end`, by segment, and
+    /// when the next tombstone expires.
+    fn filter_batches(
+        &self,
+        batches: &[Batch],
+        end: i64,
+        filter: &mut Filter<'_>,
+        holder: crate::ledger::Holder,
+        newest: Option<i64>,
+    ) -> Result<(BTreeMap<SegmentId, Transforms>, Option<i64>), LogError> {
         let mut by_segment: BTreeMap<SegmentId, Transforms> = BTreeMap::new();
         let mut next_expiry: Option<i64> = None;
-        let mut filter = Filter {
-            keys: &keys,
-            aborted: &aborted,
-            cleaner: &cleaner,
-            delete_retention_ms: config.delete_retention_ms,
-            now,
-            data_left: HashMap::new(),
-            unreadable: false,
-        };
-        let mut reads = PacedReads::new();
+        let mut reads = IoBudget::new(self.compaction.bytes_per_sec);
         for batch in batches.iter().take_while(|b| b.last_offset < end) {
             let Some(bytes) = self.read_paced(batch, &mut reads)? else {
                 filter.unreadable = true;
@@ -194,26 +235,7 @@ impl Sealer {
                     .insert((holder, batch.base_offset), transform);
             }
         }
-        let mut cleaned = Cleaned::default();
-        for (segment, transforms) in &by_segment {
-            if self.stopping() {
-                return Err(LogError::ShuttingDown);
-            }
-            if !self.sealed.contains(segment) {
-                continue;
-            }
-            let outcome = self.rewrite_run(&[*segment], transforms)?;
-            cleaned.batches_changed += transforms.len();
-            cleaned.rewrite.copied_bytes += outcome.copied_bytes;
-            cleaned.rewrite.reclaimed_bytes += outcome.reclaimed_bytes;
-            cleaned.rewrite.batches += outcome.batches;
-            cleaned.rewrite.damaged += outcome.damaged;
-        }
-        partition
-            .state_mut()
-            .cleaner
-            .record_pass(end, now, next_expiry);
-        Ok(cleaned)
+        Ok((by_segment, next_expiry))
     }
 
     /// The newest offset of each key in the dirty batches (from
@@ -227,7 +249,7 @@ impl Sealer {
         end: i64,
     ) -> Result<(KeyMap, i64), LogError> {
         let mut keys = KeyMap::new(KEY_MAP_BYTES);
-        let mut reads = PacedReads::new();
+        let mut reads = IoBudget::new(self.compaction.bytes_per_sec);
         for batch in batches.iter().filter(|b| b.base_offset >= cleaned_to) {
             let Some(bytes) = self.read_paced(batch, &mut reads)? else {
                 continue;
@@ -256,35 +278,13 @@ impl Sealer {
     }
 }
 
-/// The reads of one pass, paced together by the I/O budget.
-struct PacedReads {
-    started: Instant,
-    bytes: u64,
-}
-
-impl PacedReads {
-    fn new() -> Self {
-        PacedReads {
-            started: Instant::now(),
-            bytes: 0,
-        }
-    }
-}
-
 impl Sealer {
     /// A batch's bytes if intact (see [`read_checked`]), after waiting as
     /// the I/O budget says; an error once the store is shutting down.
-    fn read_paced(
-        &self,
-        batch: &Batch,
-        reads: &mut PacedReads,
-    ) -> Result<Option<Vec<u8>>, LogError> {
+    fn read_paced(&self, batch: &Batch, reads: &mut IoBudget) -> Result<Option<Vec<u8>>, LogError> {
         let bytes = read_checked(batch);
-        reads.bytes += u64::from(batch.len);
-        self.pace(reads.started, reads.bytes);
-        if self.stopping() {
-            return Err(LogError::ShuttingDown);
-        }
+        reads.spend(u64::from(batch.len));
+        self.give_way()?;
         Ok(bytes)
     }
 }

@@ -1,11 +1,11 @@
 //! Deleting records: DeleteRecords, replacing a partition's records, and
-//! asking the sealing thread to remove the WAL segments nobody holds or to
-//! compact the WAL now.
+//! asking the sealing thread to remove the WAL segments nobody holds, to
+//! compact the WAL now, or to hold its background compaction back.
 
 use std::sync::{Arc, PoisonError};
 
 use bytes::Bytes;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::LogStore;
 use crate::append::PendingBatch;
@@ -128,5 +128,35 @@ impl LogStore {
             // makes it remove then.
             let _ = tx.try_send(SealTask::Remove);
         }
+    }
+
+    /// Holds background compaction (key and WAL) back, or lets it go on
+    /// again. A run under way is given up at its next batch (its temporary
+    /// file removed, its segments left as they were) and started over
+    /// after the pause. Compaction asked for ([`Self::compact_wal`]) is
+    /// not held back. Not kept across restarts.
+    pub fn pause_compaction(&self, paused: bool) {
+        let was = self
+            .compaction_paused
+            .swap(paused, std::sync::atomic::Ordering::AcqRel);
+        crate::metrics::set_compaction_paused(paused);
+        if was == paused {
+            return;
+        }
+        if paused {
+            info!("background compaction paused");
+        } else {
+            info!("background compaction resumed");
+            if let Some(tx) = &*self.removal.lock().unwrap_or_else(PoisonError::into_inner) {
+                // With the queue full, compaction resumes at its next check.
+                let _ = tx.try_send(SealTask::CompactionResumed);
+            }
+        }
+    }
+
+    /// Whether background compaction is paused.
+    pub fn compaction_paused(&self) -> bool {
+        self.compaction_paused
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 }

@@ -88,6 +88,8 @@ pub struct LogStore {
     retention_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     /// Set at shutdown: compaction stops at its next batch.
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Set while background compaction is paused.
+    compaction_paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -168,6 +170,7 @@ impl LogStore {
         let removal_tx = seal_tx.clone();
         let seal_overflow = Arc::new(crate::housekeeping::SealOverflow::default());
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let compaction_paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let removal_wanted = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (appended_tx, appended_rx) = watch::channel(0u64);
         let health = Arc::new(WalHealth::default());
@@ -200,6 +203,9 @@ impl LogStore {
                 direct_io: options.wal_direct_io,
                 compaction: options.wal_compaction,
                 stop: Arc::clone(&stopping),
+                paused: Arc::clone(&compaction_paused),
+                background: false,
+                thread_start: options.compaction_thread_start,
             },
             rx: seal_rx,
             removal_wanted: Arc::clone(&removal_wanted),
@@ -237,6 +243,7 @@ impl LogStore {
             threads: Mutex::new(threads),
             retention_stop: Mutex::new(None),
             stopping,
+            compaction_paused,
         };
         store.request_removal();
         let store = Arc::new(store);

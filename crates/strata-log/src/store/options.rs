@@ -34,9 +34,14 @@ pub struct StoreOptions {
     /// `log.retention.check.interval.ms`).
     pub retention_check_interval: Duration,
     pub wal_compaction: CompactionOptions,
+    /// Run first on each thread compaction reads and writes on
+    /// ([`crate::wal_compaction::thread`]): the broker lowers that
+    /// thread's CPU and I/O priority there. `None`: it keeps the
+    /// process's.
+    pub compaction_thread_start: Option<fn()>,
     /// Where every file-system change goes: the real file system, or a
-    /// simulated disk in crash tests (which needs `wal_direct_io` off to
-    /// see the WAL's appends).
+    /// simulated disk in crash tests (which refuses direct-I/O appends, so
+    /// the WAL's appends go through it whatever `wal_direct_io` says).
     pub storage: Arc<dyn Storage>,
 }
 
@@ -62,6 +67,7 @@ impl StoreOptions {
                 bytes_per_sec: 32 * 1024 * 1024,
                 check_interval: Duration::from_secs(30),
             },
+            compaction_thread_start: None,
             storage: Arc::new(RealStorage),
         }
     }

@@ -1,5 +1,5 @@
-//! WAL compaction: space reclamation in the shared log, on the sealing
-//! thread, never on the append path.
+//! WAL compaction: space reclamation in the shared log, driven by the
+//! sealing thread, never on the append path.
 //!
 //! A run of adjacent sealed segments ([`plan`]) is replaced by one file
 //! holding their live batches, grouped by partition (so a consumer reading
@@ -19,12 +19,20 @@
 //!    the run's other segments are removed. Readers still holding an old
 //!    file keep reading it: the file's bytes live until they let go.
 //!
-//! The copy is paced by an I/O budget (bytes per second). [`regroup`]
-//! rewrites all-live segments whose partitions' batches are interleaved.
+//! Steps 1 and 2 run on compaction's own low-priority thread ([`thread`]),
+//! with direct I/O where the WAL uses it ([`batch_reader`], and
+//! [`strata_wal::Replacement`] through the storage seam); the others, which
+//! take partitions' locks, on the sealing thread. The reads and writes are
+//! paced by an I/O budget ([`budget`]), and give way at the next batch to
+//! shutdown or a pause. [`regroup`] rewrites all-live segments whose
+//! partitions' batches are interleaved.
 
+mod batch_reader;
+pub(crate) mod budget;
 pub mod plan;
 mod regroup;
 mod rewrite;
+pub mod thread;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -83,6 +91,10 @@ impl Sealer {
                     "compacted WAL segments"
                 );
                 Some(Ok(outcome))
+            }
+            Err(e @ (LogError::ShuttingDown | LogError::CompactionPaused)) => {
+                info!(segments = ?run, reason = %e, "WAL compaction run given up; its segments stay as they were");
+                Some(Err(()))
             }
             Err(e) => {
                 metrics::count(metrics::WAL_COMPACTION_FAILURES);

@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_protocol::batch::{validate_crc, BatchHeader};
 use strata_wal::{Replacement, SegmentFile, SegmentId, ENTRY_HEADER_LEN};
 use tracing::warn;
 
+use super::batch_reader::BatchReader;
+use super::budget::IoBudget;
 use super::RunOutcome;
 use crate::entry;
 use crate::ledger::Holder;
@@ -23,6 +25,9 @@ use crate::walk::Held;
 use crate::LogError;
 
 static DAMAGED: LogLimit = LogLimit::new(Duration::from_secs(10));
+
+/// Bytes the read-back of a replacement reads at a time.
+const VERIFY_READ: usize = 1024 * 1024;
 
 /// What a rewrite does with a batch instead of copying it as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,32 +85,41 @@ impl Sealer {
             }
         }
         let moving = self.live_batches(run)?;
-        let mut replacement =
-            match Replacement::create(Arc::clone(&self.storage), &self.wal_dir, target, covers) {
-                Ok(replacement) => replacement,
-                Err(e) => {
-                    self.summarize_again(run);
-                    return Err(e.into());
-                }
-            };
-        let copied = match self.copy_batches(&moving, transforms, &mut replacement) {
-            Ok(copied) => copied,
+        let created = Replacement::create(
+            Arc::clone(&self.storage),
+            &self.wal_dir,
+            target,
+            covers,
+            self.direct_io,
+        );
+        let mut replacement = match created {
+            Ok(replacement) => replacement,
+            Err(e) => {
+                self.summarize_again(run);
+                return Err(e.into());
+            }
+        };
+        // Reading, checking and writing on compaction's own thread; every
+        // step that takes a partition's lock stays on this one.
+        let work = self.on_compaction_thread(|| {
+            let mut budget = IoBudget::new(self.compaction.bytes_per_sec);
+            let copied = self.copy_batches(&moving, transforms, &mut replacement, &mut budget)?;
+            let written = copied
+                .iter()
+                .filter(|c| matches!(c, Copied::At { .. }))
+                .count();
+            self.verify_replacement(&mut replacement, written, &mut budget)?;
+            Ok((copied, written))
+        });
+        let (copied, written) = match work {
+            Ok(done) => done,
             Err(e) => {
                 replacement.discard();
                 self.summarize_again(run);
                 return Err(e);
             }
         };
-        let written = copied
-            .iter()
-            .filter(|c| matches!(c, Copied::At { .. }))
-            .count();
         let new_bytes = replacement.len();
-        if let Err(e) = verify_replacement(&mut replacement, written) {
-            replacement.discard();
-            self.summarize_again(run);
-            return Err(e);
-        }
         // The replacement's moment: the old index goes first, so a crash
         // after the rename never finds an index of the old file beside it.
         // The partitions list these batches meanwhile (`live_batches`).
@@ -211,30 +225,29 @@ impl Sealer {
         moving: &[Moving],
         transforms: &Transforms,
         replacement: &mut Replacement,
+        budget: &mut IoBudget,
     ) -> Result<Vec<Copied>, LogError> {
-        let started = Instant::now();
-        let mut done: u64 = 0;
+        let mut reader = BatchReader::default();
         let mut framed = Vec::new();
         let mut prefix = Vec::with_capacity(entry::PREFIX_LEN);
         let mut out = Vec::with_capacity(moving.len());
         for m in moving {
-            if self.stopping() {
-                return Err(LogError::ShuttingDown);
-            }
-            let bytes = strata_wal::read_at(m.file.buffered(), m.from.1, m.len as usize).map_err(
-                |source| LogError::Io {
-                    path: strata_wal::segment_path(&self.wal_dir, m.from.0),
-                    source,
-                },
-            )?;
-            done += bytes.len() as u64;
-            if !is_intact(&bytes, m.base_offset, Some(m.len)) {
+            self.give_way()?;
+            let (bytes, moved) =
+                reader
+                    .read(&m.file, m.from.1, m.len as usize)
+                    .map_err(|source| LogError::Io {
+                        path: strata_wal::segment_path(&self.wal_dir, m.from.0),
+                        source,
+                    })?;
+            budget.spend(moved);
+            if !is_intact(bytes, m.base_offset, Some(m.len)) {
                 report_damage(m);
                 out.push(Copied::Damaged);
                 continue;
             }
             let (batch, max_timestamp) = match transforms.get(&(m.holder, m.base_offset)) {
-                None => (bytes.as_slice(), None),
+                None => (bytes, None),
                 Some(Transform::Drop) => {
                     out.push(Copied::Dropped);
                     continue;
@@ -264,24 +277,44 @@ impl Sealer {
                     .map_err(|_| strata_wal::WalError::PayloadTooLarge(batch.len()))?,
                 max_timestamp,
             });
-            done += batch.len() as u64;
-            self.pace(started, done);
+            budget.spend(framed.len() as u64);
         }
         Ok(out)
     }
 
-    /// Sleeps while more than the I/O budget allows has been moved since
-    /// `started` (`done` bytes read or written).
-    pub(crate) fn pace(&self, started: Instant, done: u64) {
-        let rate = self.compaction.bytes_per_sec;
-        if rate == 0 {
-            return;
+    /// Reads the synced replacement back (with direct I/O where the WAL
+    /// uses it, a block-aligned MiB at a time, within the I/O budget):
+    /// every entry intact, as many as were written, nothing else in it.
+    fn verify_replacement(
+        &self,
+        replacement: &mut Replacement,
+        written: usize,
+        budget: &mut IoBudget,
+    ) -> Result<(), LogError> {
+        use strata_wal::NextEntry;
+        let path = replacement.sync()?.to_path_buf();
+        let mut entries = 0;
+        let intact =
+            match strata_wal::EntryReader::open_reading(&path, self.direct_io, VERIFY_READ)? {
+                None => false,
+                Some(mut reader) => loop {
+                    self.give_way()?;
+                    let len = match reader.next_entry()? {
+                        NextEntry::Entry(payload, _) => payload.len() + ENTRY_HEADER_LEN,
+                        NextEntry::End(_) => break true,
+                        NextEntry::Irregular => break false,
+                    };
+                    entries += 1;
+                    budget.spend(len as u64);
+                },
+            };
+        if !intact || entries != written {
+            return Err(LogError::Corrupt(format!(
+                "compacted segment {} reads back {entries} of {written} entries",
+                path.display()
+            )));
         }
-        #[allow(clippy::cast_precision_loss)]
-        let due = Duration::from_secs_f64(done as f64 / rate as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            std::thread::sleep(wait);
-        }
+        Ok(())
     }
 
     /// Points partitions at the copies (one lock per partition); forgets
@@ -336,32 +369,6 @@ impl Sealer {
         }
         damaged
     }
-}
-
-/// Reads the synced replacement back: every entry intact, as many as
-/// were written, nothing else in it.
-fn verify_replacement(replacement: &mut Replacement, written: usize) -> Result<(), LogError> {
-    use strata_wal::NextEntry;
-    let path = replacement.sync()?.to_path_buf();
-    // Streamed through one buffer: a replacement is as large as a segment.
-    let mut entries = 0;
-    let intact = match strata_wal::EntryReader::open(&path, false)? {
-        None => false,
-        Some(mut reader) => loop {
-            match reader.next_entry()? {
-                NextEntry::Entry(..) => entries += 1,
-                NextEntry::End(_) => break true,
-                NextEntry::Irregular => break false,
-            }
-        },
-    };
-    if !intact || entries != written {
-        return Err(LogError::Corrupt(format!(
-            "compacted segment {} reads back {entries} of {written} entries",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Whether `bytes` are an intact batch at `base_offset` (of `len` bytes,

@@ -91,11 +91,13 @@ pub fn script(seed: u64, len: usize) -> Vec<Op> {
 }
 
 /// Options for the script's store: 4 KiB WAL segments, compaction and
-/// retention only when the script asks.
+/// retention only when the script asks. Direct I/O is on, as by default:
+/// a simulated disk keeps the WAL's appends on the seam, and holds
+/// compaction's unbuffered writes to direct I/O's alignment rules.
 pub fn options(dir: &Path, storage: Arc<dyn strata_wal::Storage>) -> StoreOptions {
     let mut options = StoreOptions::new(dir.to_path_buf());
     options.wal_segment_bytes = 4096;
-    options.wal_direct_io = false;
+    options.wal_direct_io = true;
     options.wal_cache_bytes = 1 << 20;
     options.retention_check_interval = Duration::from_secs(3600);
     options.wal_compaction = CompactionOptions {
