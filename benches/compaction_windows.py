@@ -191,23 +191,38 @@ def window_figures(r: dict, settle: float) -> list[dict]:
     return out
 
 
-def geomean_interval(xs: list[float], rounds: int = 10_000) -> tuple[float, float, float]:
-    """Geometric mean of `xs` and a 90% bootstrap interval for it."""
-    logs = [math.log(x) for x in xs]
+def bootstrap(xs: list[float], stat, rounds: int = 10_000) -> tuple[float, float]:
+    """A 90% bootstrap interval of `stat` over `xs`."""
     rng = random.Random(1)
-    means = sorted(statistics.fmean(rng.choices(logs, k=len(logs))) for _ in range(rounds))
-    return (math.exp(statistics.fmean(logs)), math.exp(means[int(0.05 * rounds)]),
-            math.exp(means[int(0.95 * rounds) - 1]))
+    values = sorted(stat(rng.choices(xs, k=len(xs))) for _ in range(rounds))
+    return values[int(0.05 * rounds)], values[int(0.95 * rounds) - 1]
+
+
+def geomean(xs: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(x) for x in xs))
 
 
 def spread(xs: list[float]) -> str:
+    """Median (90% bootstrap interval), quartiles, range, and the geometric mean."""
     xs = sorted(x for x in xs if x == x and x > 0)
     if not xs:
         return "-"
     q = statistics.quantiles(xs, n=4) if len(xs) >= 2 else [xs[0]] * 3
-    g, lo, hi = geomean_interval(xs)
-    return (f"{statistics.median(xs):.3f} (IQR {q[0]:.3f}–{q[2]:.3f}, range {xs[0]:.3f}–{xs[-1]:.3f}, n={len(xs)});"
-            f" geometric mean {g:.3f}, 90% bootstrap interval {lo:.3f}–{hi:.3f}")
+    lo, hi = bootstrap(xs, statistics.median)
+    glo, ghi = bootstrap(xs, geomean)
+    return (f"median {statistics.median(xs):.3f} (90% interval {lo:.3f}–{hi:.3f}; IQR {q[0]:.3f}–{q[2]:.3f},"
+            f" range {xs[0]:.3f}–{xs[-1]:.3f}, n={len(xs)}); geometric mean {geomean(xs):.3f} ({glo:.3f}–{ghi:.3f})")
+
+
+def pair_ratios(r: dict, settle: float) -> tuple[list[float], list[float]]:
+    """Each pair's on / off ratio of acked MB/s, and of ack p95."""
+    ws = window_figures(r, settle)
+    tput, p95 = [], []
+    for a, b in zip(ws[0::2], ws[1::2]):
+        on, off = (a, b) if a["on"] else (b, a)
+        tput.append(on["mbps"] / off["mbps"])
+        p95.append(on["p95"] / off["p95"])
+    return tput, p95
 
 
 def report(r: dict, settle: float) -> str:
@@ -250,8 +265,8 @@ def report(r: dict, settle: float) -> str:
     mb = {k: acked[k] / secs[k] if secs[k] else float("nan") for k in (True, False)}
     p = {k: percentile(merged[k], 0.95) for k in (True, False)}
     lines += ["",
-              f"- pairs on / off, acked MB/s: median {spread(tput)}",
-              f"- pairs on / off, ack p95: median {spread(p95)}",
+              f"- pairs on / off, acked MB/s: {spread(tput)}",
+              f"- pairs on / off, ack p95: {spread(p95)}",
               f"- pairs with a quiet 'off' window (p95 <= 2 x {off_p95:.2f} ms): acked MB/s {spread(quiet_tput)};"
               f" ack p95 {spread(quiet_p95)}",
               f"- all windows together: acked {mb[True]:.1f} / {mb[False]:.1f} MB/s = {mb[True] / mb[False]:.3f};"
@@ -287,8 +302,18 @@ def main() -> None:
     ap.add_argument("--analyze", nargs="+", metavar="JSON", help="only report on results saved by earlier runs")
     args = ap.parse_args()
     if args.analyze:
+        pooled: dict[str, tuple[list[float], list[float]]] = {}
         for path in args.analyze:
-            print(report(json.load(open(path)), args.settle_seconds), flush=True)
+            r = json.load(open(path))
+            print(report(r, args.settle_seconds), flush=True)
+            tput, p95 = pair_ratios(r, args.settle_seconds)
+            pool = pooled.setdefault(r["scenario"], ([], []))
+            pool[0].extend(tput)
+            pool[1].extend(p95)
+        if len(args.analyze) > 1:
+            for scenario, (tput, p95) in pooled.items():
+                print(f"\n{scenario}, the pairs of every run together: acked MB/s on / off {spread(tput)};"
+                      f" ack p95 on / off {spread(p95)}")
         return
     work = Path(args.work)
     out = Path(args.out) if args.out else work / "results"
